@@ -36,6 +36,9 @@ typedef struct {
     size_t used[2];
     size_t rehash_idx; /* next bucket of table[0] to move while resizing */
     size_t count;
+    /* The elements while table[0] is NULL: a one-bucket chain used when not even the first
+     * bucket array could be allocated, so insert still never fails. */
+    mdx_hnode_t *spill;
 } mdx_htab_t;
 
 /** Initializes an empty table (no allocation until the first insert). */
