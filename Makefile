@@ -20,21 +20,17 @@ all: release
 deps:
 	@./scripts/deps.sh
 
-$(BUILD)/release/CMakeCache.txt: | deps
-	$(CMAKE) -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS)
-
-$(BUILD)/asan/CMakeCache.txt: | deps
-	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DMDX_SANITIZE=ON -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS)
-
-release: deps $(BUILD)/release/CMakeCache.txt
+# Configuring every time is cheap and recovers from a configure step that failed half-way.
+release: deps
+	$(CMAKE) -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS) >/dev/null
 	$(CMAKE) --build $(BUILD)/release -j $(JOBS)
 
-asan: deps $(BUILD)/asan/CMakeCache.txt
+asan: deps
+	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DMDX_SANITIZE=ON -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS) >/dev/null
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
 
 run: release
-	@mkdir -p data
-	$(BUILD)/release/memdexd --listen 127.0.0.1:7711 --data-dir ./data
+	$(BUILD)/release/tests/docs/embedding_example
 
 test: asan
 	cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) --timeout 600
