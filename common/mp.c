@@ -474,15 +474,30 @@ void mdx_mp_put_double(mdx_buf_t *b, double v)
     st64(o + 1, u);
     mdx_buf_append(b, o, 9);
 }
+/* msgpack lengths are 32-bit: a longer payload cannot be encoded, and casting its length
+ * would write a header that disagrees with the bytes after it. */
+static int payload_fits(mdx_buf_t *b, size_t len)
+{
+    if (len <= UINT32_MAX)
+        return 1;
+    if (!b->err)
+        b->err = MDX_ETOOBIG;
+    return 0;
+}
+
 void mdx_mp_put_str(mdx_buf_t *b, const void *s, size_t len)
 {
     uint8_t o[5];
+    if (!payload_fits(b, len))
+        return;
     mdx_buf_append(b, o, mdx_mp_enc_str_header(o, (uint32_t)len));
     mdx_buf_append(b, s, len);
 }
 void mdx_mp_put_bin(mdx_buf_t *b, const void *s, size_t len)
 {
     uint8_t o[5];
+    if (!payload_fits(b, len))
+        return;
     mdx_buf_append(b, o, mdx_mp_enc_bin_header(o, (uint32_t)len));
     mdx_buf_append(b, s, len);
 }

@@ -73,13 +73,13 @@ int mdx_mp_map_find(const uint8_t *map, size_t len, const char *field, size_t fl
 
 /* ---- writer ---- */
 
-/** A growable byte buffer. err sticks at the first allocation failure so a sequence of writes
- *  can be checked once at the end. */
+/** A growable byte buffer. err sticks at the first failure (allocation, or a str/bin too long
+ *  for msgpack) so a sequence of writes can be checked once at the end. */
 typedef struct {
     uint8_t *data;
     size_t len;
     size_t cap;
-    int err; /* 0 or MDX_ENOMEM */
+    int err; /* 0, MDX_ENOMEM, or MDX_ETOOBIG (a str/bin longer than 2^32-1 bytes) */
 } mdx_buf_t;
 
 void mdx_buf_init(mdx_buf_t *b);
