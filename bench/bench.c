@@ -1,0 +1,89 @@
+/*
+ * memdex-bench: entry point and subcommand dispatch, plus the helpers the drivers share.
+ *
+ * Today there is one driver, `embedded` (micro-benchmarks of the engine linked in-process, see
+ * embedded.c). Network drivers for memdexd, Redis and Tarantool will be further subcommands.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void bench_rng_seed(bench_rng_t *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!s) {
+        fprintf(stderr, "memdex-bench: %s needs a value\n", opt);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno == ERANGE) {
+        fprintf(stderr, "memdex-bench: %s: '%s' is not a decimal number\n", opt, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf(stderr, "memdex-bench: %s: %llu is out of range (%llu to %llu)\n", opt, v,
+                (unsigned long long)min, (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: memdex-bench <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  embedded   micro-benchmarks of the engine linked in-process\n"
+          "             (memdex-bench embedded --help for its options)\n"
+          "\n"
+          "options:\n"
+          "  -h, --help print this help\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return BENCH_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return BENCH_EXIT_OK;
+    }
+    if (strcmp(argv[1], "embedded") == 0)
+        return bench_embedded_main(argc - 1, argv + 1);
+    fprintf(stderr, "memdex-bench: unknown command '%s' (try memdex-bench --help)\n", argv[1]);
+    return BENCH_EXIT_USAGE;
+}
