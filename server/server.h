@@ -1,0 +1,108 @@
+/*
+ * memdexd's shared state: the server (loop, listeners, timers, store, statistics) and its
+ * connections. Everything here belongs to the one loop thread.
+ *
+ * Buffers. Reads land in one server-wide read buffer whenever a connection has no partial frame
+ * pending (the common case), so an idle connection holds no input memory; only the bytes of a
+ * frame cut by a read boundary are copied into the connection's own input buffer, which then
+ * receives the following reads directly. Responses are appended to one of two output buffers
+ * per connection: one is being written (it must stay alive until the write callback), the
+ * other collects responses meanwhile. All responses produced from one read go out in one
+ * uv_write.
+ */
+#ifndef MDX_SERVER_SERVER_H
+#define MDX_SERVER_SERVER_H
+
+#include <uv.h>
+
+#include "common/mp.h"
+#include "memdex/protocol.h"
+#include "memdex/store.h"
+#include "server/config.h"
+
+#define MDX_READ_CHUNK (64u * 1024) /* bytes asked for per read */
+#define MDX_OUT_KEEP   (64u * 1024) /* output/input capacity kept across batches */
+
+typedef struct mdx_server mdx_server_t;
+typedef struct mdx_conn mdx_conn_t;
+
+typedef struct {
+    uint64_t start_ms; /* uv_now at start */
+    uint64_t conn_current, conn_total, conn_rejected;
+    uint64_t commands[MDX_OP__COUNT];
+    uint64_t errors[MDX_ERRNO_MAX];
+    uint64_t output_limit_closes; /* clients cut off at output_limit */
+} mdx_srv_stats_t;
+
+struct mdx_conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } u;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    mdx_server_t *srv;
+    mdx_conn_t *prev, *next;
+    uint8_t *in; /* own input buffer: a partial frame and the reads completing it */
+    size_t in_len, in_cap;
+    mdx_buf_t out[2];
+    unsigned cur;          /* index of the output buffer collecting responses */
+    unsigned writing : 1;  /* out[cur ^ 1] is handed to uv_write */
+    unsigned reading : 1;  /* uv_read_start is in effect */
+    unsigned paused : 1;   /* reading stopped for backpressure */
+    unsigned closing : 1;  /* no more input: flush, then shut down and close */
+    unsigned dead : 1;     /* uv_close called */
+    unsigned rejected : 1; /* over max_clients: not counted as a client */
+    unsigned shut : 1;     /* uv_shutdown issued */
+    char peer[64];
+};
+
+struct mdx_server {
+    uv_loop_t *loop;
+    const mdx_config_t *cfg;
+    mdx_store_t *store;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    int tcp_on, pipe_on;
+    uv_timer_t expire_timer;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sigint, sigterm;
+    int shutting_down;
+    mdx_conn_t *conns; /* every live connection (rejected ones included) */
+    uint8_t *rbuf;     /* MDX_READ_CHUNK bytes shared by all reads without a partial frame */
+    mdx_srv_stats_t stats;
+};
+
+/* conn.c */
+/** Accepts one connection from a listener; refuses it politely above max_clients. */
+void mdx_conn_accept(mdx_server_t *srv, uv_stream_t *listener);
+/** Graceful shutdown: takes what each client has already sent, answers it, flushes and
+ *  closes. The caller closes the remaining handles when the last connection is gone. */
+void mdx_conn_shutdown_all(mdx_server_t *srv);
+/** Closes every connection now, without flushing. */
+void mdx_conn_kill_all(mdx_server_t *srv);
+/** The peer's address ("127.0.0.1:5000", "unix") for log lines; looked up on first use. */
+const char *mdx_conn_peer(mdx_conn_t *c);
+/** Bytes of output not yet handed to the kernel. */
+size_t mdx_conn_unsent(const mdx_conn_t *c);
+
+/* server.c / main.c: called when the last connection of a shutting-down server closed. */
+void mdx_server_conns_gone(mdx_server_t *srv);
+
+/* dispatch.c */
+/** Executes one decoded request and appends its response frame to out. Errors are replied
+ *  (and counted) there too. Returns 0, or -1 when the connection must be closed because the
+ *  response grew past output_limit (a partial response may be in out; the caller discards the
+ *  connection). */
+int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx_buf_t *out);
+/** Appends an error response frame [id, code, {"code": NAME, "message": msg}] and counts it. */
+void mdx_reply_error(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, uint64_t id, int code,
+                     const char *msg);
+
+/* stats.c */
+/** Appends the stats result map (the body of a stats reply). */
+void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out);
+
+#endif

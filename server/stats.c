@@ -1,0 +1,72 @@
+/*
+ * The stats reply: server counters (uptime, connections, commands by op, errors by code) and
+ * the engine's records and memory, in total and per collection. Commands list every op, so
+ * the map's shape does not change as traffic arrives; errors list only codes that occurred.
+ */
+#include <string.h>
+
+#include "server/server.h"
+
+#define PUT_LIT(out, s) mdx_mp_put_str((out), (s), sizeof(s) - 1)
+
+void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
+{
+    const mdx_srv_stats_t *s = &srv->stats;
+    mdx_store_stats_t ss;
+    mdx_store_stats(srv->store, &ss);
+
+    mdx_mp_put_map(out, 7);
+    PUT_LIT(out, "uptime_s");
+    mdx_mp_put_uint(out, (uv_now(srv->loop) - s->start_ms) / 1000);
+
+    PUT_LIT(out, "connections");
+    mdx_mp_put_map(out, 3);
+    PUT_LIT(out, "current");
+    mdx_mp_put_uint(out, s->conn_current);
+    PUT_LIT(out, "total");
+    mdx_mp_put_uint(out, s->conn_total);
+    PUT_LIT(out, "rejected");
+    mdx_mp_put_uint(out, s->conn_rejected);
+
+    PUT_LIT(out, "commands");
+    mdx_mp_put_map(out, MDX_OP__COUNT);
+    for (int op = 0; op < MDX_OP__COUNT; op++) {
+        const char *name = mdx_op_name((mdx_op_t)op);
+        mdx_mp_put_str(out, name, strlen(name));
+        mdx_mp_put_uint(out, s->commands[op]);
+    }
+
+    uint32_t nerr = 0;
+    for (int e = 1; e < MDX_ERRNO_MAX; e++)
+        nerr += s->errors[e] != 0;
+    PUT_LIT(out, "errors");
+    mdx_mp_put_map(out, nerr);
+    for (int e = 1; e < MDX_ERRNO_MAX; e++) {
+        if (!s->errors[e])
+            continue;
+        const char *name = mdx_err_name(e);
+        mdx_mp_put_str(out, name, strlen(name));
+        mdx_mp_put_uint(out, s->errors[e]);
+    }
+
+    PUT_LIT(out, "records");
+    mdx_mp_put_uint(out, ss.records);
+    PUT_LIT(out, "memory");
+    mdx_mp_put_uint(out, ss.memory);
+
+    size_t n = mdx_coll_count(srv->store);
+    PUT_LIT(out, "collections");
+    mdx_mp_put_map(out, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const mdx_coll_t *c = mdx_coll_at(srv->store, i);
+        mdx_coll_stats_t cs;
+        mdx_coll_stats(c, &cs);
+        const char *name = mdx_coll_name(c);
+        mdx_mp_put_str(out, name, strlen(name));
+        mdx_mp_put_map(out, 2);
+        PUT_LIT(out, "records");
+        mdx_mp_put_uint(out, cs.records);
+        PUT_LIT(out, "memory");
+        mdx_mp_put_uint(out, cs.memory);
+    }
+}
