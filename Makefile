@@ -38,6 +38,24 @@ test: asan
 bench: release
 	$(BUILD)/release/memdex-bench embedded --records 1000000
 
+# Fuzzing: clang with libFuzzer, ASan and UBSan (MDX_FUZZ implies them and libc malloc).
+# Each target runs FUZZ_SECONDS on a scratch copy of its seed corpus, so the checked-in
+# corpus only changes by hand. Crash inputs land in $(BUILD)/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= request
+fuzz:
+	@./scripts/deps.sh clang libclang-rt-14-dev
+	CC=clang $(CMAKE) -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DMDX_FUZZ=ON -DMDX_SANITIZE=OFF -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS)
+	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@mkdir -p $(BUILD)/fuzz/artifacts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		rm -rf $(BUILD)/fuzz/corpus/$$t && mkdir -p $(BUILD)/fuzz/corpus/$$t && \
+		cp tests/fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/ && \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s" && \
+		$(BUILD)/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/artifacts/ $(BUILD)/fuzz/corpus/$$t; \
+	done
+
 soak: asan
 	cd $(BUILD)/asan && MDX_MODEL_OPS=3000000 ctest --output-on-failure -L model
 
