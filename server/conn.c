@@ -191,8 +191,10 @@ static void on_write(uv_write_t *req, int status)
         maybe_finish(c);
         return;
     }
-    if (c->paused && mdx_conn_unsent(c) <= srv->cfg->output_pause / 2)
+    if (c->paused && mdx_conn_unsent(c) <= srv->cfg->output_pause / 2) {
+        mdx_log_debug("%s: output drained; reading resumed", mdx_conn_peer(c));
         start_reading(c);
+    }
 }
 
 /* Runs every complete frame in [p, p+len); returns the bytes consumed. Stops early when the
@@ -315,9 +317,11 @@ static void after_batch(mdx_conn_t *c)
         maybe_finish(c);
         return;
     }
-    if (c->reading && mdx_conn_unsent(c) > c->srv->cfg->output_pause) {
+    size_t unsent = mdx_conn_unsent(c);
+    if (c->reading && unsent > c->srv->cfg->output_pause) {
         stop_reading(c);
         c->paused = 1;
+        mdx_log_debug("%s: %zu bytes of output unsent; reading paused", mdx_conn_peer(c), unsent);
     }
 }
 

@@ -114,22 +114,26 @@ static void listen_tcp(mdx_server_t *srv, const mdx_config_t *cfg)
         die("cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
     srv->tcp.data = srv;
     srv->tcp_on = 1;
+}
 
+/* "listening on HOST:PORT" with the port the kernel chose: the line tests look for, written
+ * once every listener is up. */
+static void log_listening(mdx_server_t *srv)
+{
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-            mdx_log_info("listening on [%s]:%d", ip, port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            mdx_log_info("listening on %s:%d", ip, port);
-        }
+    if (uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+        mdx_log_info("listening on [%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+        mdx_log_info("listening on %s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
     }
+    if (srv->pipe_on)
+        mdx_log_info("listening on unix:%s", srv->cfg->unix_path);
 }
 
 static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
@@ -147,7 +151,6 @@ static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
         die("cannot listen on unix socket %s: %s", cfg->unix_path, uv_strerror(rc));
     srv->pipe.data = srv;
     srv->pipe_on = 1;
-    mdx_log_info("listening on unix:%s", cfg->unix_path);
 }
 
 static void on_expire(uv_timer_t *t)
@@ -247,6 +250,7 @@ int main(int argc, char **argv)
     listen_tcp(&srv, &cfg);
     if (cfg.unix_path[0])
         listen_unix(&srv, &cfg);
+    log_listening(&srv);
 
     uv_timer_init(&loop, &srv.expire_timer);
     srv.expire_timer.data = &srv;
