@@ -225,7 +225,8 @@ int mdx_srv_stop(mdx_srv_t *s, int sig)
 {
     if (!s->pid)
         return 0;
-    kill(s->pid, sig ? sig : SIGTERM);
+    if (sig >= 0)
+        kill(s->pid, sig ? sig : SIGTERM);
     int to;
     int status = wait_child(s->pid, MDX_TEST_TIMEOUT_MS, &to);
     s->pid = 0;
@@ -250,6 +251,20 @@ char *mdx_srv_log(mdx_srv_t *s)
     char *t = strdup(lg->text ? lg->text : "");
     pthread_mutex_unlock(&lg->mu);
     return t;
+}
+
+int mdx_srv_log_wait(mdx_srv_t *s, const char *text, int timeout_ms)
+{
+    logger_t *lg = s->logger;
+    struct timespec dl;
+    deadline_ts(&dl, timeout_ms);
+    pthread_mutex_lock(&lg->mu);
+    int found;
+    while (!(found = lg->text && strstr(lg->text, text)) && !lg->eof)
+        if (pthread_cond_timedwait(&lg->cv, &lg->mu, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&lg->mu);
+    return found;
 }
 
 long mdx_srv_rss_kb(const mdx_srv_t *s)
@@ -762,6 +777,36 @@ void mdx_frame_raw(mdx_buf_t *b, const void *payload, size_t n)
     uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     mdx_buf_append(b, h, 4);
     mdx_buf_append(b, payload, n);
+}
+
+void mdx_put_big(mdx_cli_t *c, const char *coll, uint64_t key, size_t n)
+{
+    char *s = malloc(n ? n : 1);
+    assert_non_null(s);
+    memset(s, 'x', n);
+    mdx_buf_t b;
+    mdx_buf_init(&b);
+    size_t mark;
+    uint64_t id = c->next_id++;
+    mdx_req_begin(&b, &mark, id, "put", 3);
+    mdx_req_arg(&b, MDX_ARG_COLL);
+    mdx_mp_put_str(&b, coll, strlen(coll));
+    mdx_req_arg(&b, MDX_ARG_KEY);
+    mdx_mp_put_uint(&b, key);
+    mdx_req_arg(&b, MDX_ARG_BODY);
+    mdx_mp_put_map(&b, 1);
+    mdx_mp_put_str(&b, "s", 1);
+    mdx_mp_put_str(&b, s, n);
+    mdx_req_end(&b, mark);
+    assert_int_equal(b.err, 0);
+    free(s);
+    mdx_cli_send(c, b.data, b.len);
+    mdx_buf_fini(&b);
+    mdx_reply_t r;
+    assert_int_equal(mdx_cli_recv(c, &r, 0), 0);
+    assert_int_equal(r.id, id);
+    assert_int_equal(r.status, 0);
+    mdx_reply_free(&r);
 }
 
 char *mdx_call(mdx_cli_t *c, const char *op, const char *args_json, int *status)

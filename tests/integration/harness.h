@@ -32,11 +32,13 @@ typedef struct {
 /** Starts memdexd with the extra flags (NULL-terminated list, may be NULL). Fails the test
  *  when the server does not print its listening line within the timeout. */
 void mdx_srv_start(mdx_srv_t *s, const char *const *extra);
-/** Sends sig (0: SIGTERM), waits for the exit (SIGKILL after the timeout) and returns the
- *  wait status. */
+/** Sends sig (0: SIGTERM; -1: none, the server is already exiting), waits for the exit
+ *  (SIGKILL after the timeout) and returns the wait status. */
 int mdx_srv_stop(mdx_srv_t *s, int sig);
 /** Everything the server wrote to stderr so far (NUL-terminated copy; caller frees). */
 char *mdx_srv_log(mdx_srv_t *s);
+/** Waits up to timeout_ms for text to appear in the server's stderr; returns 1 when it did. */
+int mdx_srv_log_wait(mdx_srv_t *s, const char *text, int timeout_ms);
 /** Resident set size of the server in KiB (VmRSS from /proc). */
 long mdx_srv_rss_kb(const mdx_srv_t *s);
 
@@ -86,6 +88,9 @@ void mdx_frame_raw(mdx_buf_t *b, const void *payload, size_t n);
 void mdx_json_to_mp(mdx_buf_t *b, const char *json);
 /** msgpack to JSON text; caller frees. */
 char *mdx_mp_to_json(const uint8_t *p, size_t n);
+
+/** Stores {"s": "xxx...x"} (n bytes of string) at integer key `key` in coll. */
+void mdx_put_big(mdx_cli_t *c, const char *coll, uint64_t key, size_t n);
 
 /** Sends op(args) with the next id, reads the reply, checks the id; returns the rendered body
  *  (caller frees) and the status. */
