@@ -24,7 +24,10 @@ int mdx_get(mdx_coll_t *c, const uint8_t *key, size_t key_len, mdx_rec_view_t *o
         c->ops.errors++;
         return rc;
     }
+    /* A lookup takes a step of an incremental resize, which may free the old bucket array. */
+    MEM_BEGIN();
     mdx_rec_t *r = mdx__rec_lookup(c, ckey, klen, hash);
+    MEM_END(c);
     if (!r || rec_expired(r, mdx_store_now(c->store))) {
         c->ops.misses++;
         return mdx__err(c->store, MDX_ENOTFOUND, "no record with this key in '%s'", c->name);
@@ -138,8 +141,28 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         c->ops.errors++;
         return rc;
     }
+    /* Expiry frees records, and hash-group lookups take steps of a resize of the group table
+     * (which may free its old bucket array): both change the collection's memory. The
+     * callbacks (which may allocate for their own purposes) and the store's cursor buffer stay
+     * outside the bracket. */
     MEM_BEGIN();
     mdx__expire_due(c);
+    mdx_rec_t **recs = NULL;
+    uint32_t hstart = 0, hend = 0;
+    if (pl.ix->kind == MDX_INDEX_HASH) {
+        recs = mdx__index_group(pl.ix, &pl.eq, &hend);
+        if (pl.has_after && mdx_value_cmp(&pl.after_v, &pl.eq) != 0) {
+            /* A cursor at another value: nothing of this value lies beyond it on one side. */
+            int past = (mdx_value_cmp(&pl.after_v, &pl.eq) > 0) != (q->desc != 0);
+            if (past)
+                hstart = hend;
+        } else if (pl.has_after) {
+            if (!q->desc)
+                hstart = mdx__index_group_lower(pl.ix, &pl.eq, &pl.after_pk, 1);
+            else
+                hend = mdx__index_group_lower(pl.ix, &pl.eq, &pl.after_pk, 0);
+        }
+    }
     MEM_END(c);
 
     mdx_rec_view_t view;
@@ -149,24 +172,10 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
     uint64_t n = 0;
 
     if (pl.ix->kind == MDX_INDEX_HASH) {
-        uint32_t count;
-        mdx_rec_t **recs = mdx__index_group(pl.ix, &pl.eq, &count);
-        uint32_t start = 0, end = count;
-        if (pl.has_after && mdx_value_cmp(&pl.after_v, &pl.eq) != 0) {
-            /* A cursor at another value: nothing of this value lies beyond it on one side. */
-            int past = (mdx_value_cmp(&pl.after_v, &pl.eq) > 0) != (q->desc != 0);
-            if (past)
-                start = end;
-        } else if (pl.has_after) {
-            if (!q->desc)
-                start = mdx__index_group_lower(pl.ix, &pl.eq, &pl.after_pk, 1);
-            else
-                end = mdx__index_group_lower(pl.ix, &pl.eq, &pl.after_pk, 0);
-        }
-        uint64_t avail = end > start ? end - start : 0;
+        uint64_t avail = hend > hstart ? hend - hstart : 0;
         uint64_t skip = q->offset < avail ? q->offset : avail;
         for (uint64_t i = skip; i < avail && n < q->limit && !stopped; i++) {
-            const mdx_rec_t *r = recs[q->desc ? end - 1 - i : start + i];
+            const mdx_rec_t *r = recs[q->desc ? hend - 1 - i : hstart + i];
             mdx__rec_view(r, &view);
             n++;
             last = r;
@@ -223,9 +232,8 @@ int mdx_count(mdx_coll_t *c, const mdx_query_t *q, uint64_t *out)
         c->ops.errors++;
         return rc;
     }
-    MEM_BEGIN();
+    MEM_BEGIN(); /* as in mdx_find */
     mdx__expire_due(c);
-    MEM_END(c);
     if (pl.ix->kind == MDX_INDEX_HASH) {
         uint32_t count;
         (void)mdx__index_group(pl.ix, &pl.eq, &count);
@@ -235,6 +243,7 @@ int mdx_count(mdx_coll_t *c, const mdx_query_t *q, uint64_t *out)
         sl_range(&pl, q, &start, &end);
         *out = end > start ? end - start : 0;
     }
+    MEM_END(c);
     return 0;
 }
 

@@ -167,6 +167,16 @@ static mdx_rec_t *live_lookup(mdx_coll_t *c, const uint8_t *ckey, size_t klen, u
     return r;
 }
 
+/* *out = now + ttl_ms (ttl_ms > 0). Returns -1 when the sum would overflow an int64. */
+static int expiry_after(const mdx_store_t *st, int64_t ttl_ms, int64_t *out)
+{
+    int64_t now = mdx_store_now(st);
+    if (now > 0 && ttl_ms > INT64_MAX - now)
+        return -1;
+    *out = now + ttl_ms;
+    return 0;
+}
+
 typedef struct {
     mdx_value_t oldv, newv;
     uint8_t has_old, has_new, same;
@@ -300,6 +310,11 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
         rc = mdx__err(st, MDX_EINVAL, "put: %s", opts->ttl_ms < 0 ? "negative ttl" : "bad mode");
         goto fail;
     }
+    int64_t ttl_exp = 0;
+    if (opts->ttl_ms > 0 && expiry_after(st, opts->ttl_ms, &ttl_exp)) {
+        rc = mdx__err(st, MDX_EINVAL, "put: ttl of %lld ms is too large", (long long)opts->ttl_ms);
+        goto fail;
+    }
 
     MEM_BEGIN();
     mdx_rec_t *old = live_lookup(c, ckey, klen, hash);
@@ -311,8 +326,8 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
         int64_t exp = 0;
         if (opts->keep_ttl && old)
             exp = old->expires_at;
-        else if (opts->ttl_ms > 0)
-            exp = mdx_store_now(st) + opts->ttl_ms;
+        else
+            exp = ttl_exp;
         rc = write_record(c, ckey, klen, hash, old, body, body_len, exp);
     }
     MEM_END(c);
@@ -451,8 +466,8 @@ int mdx_update(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t 
     }
     rc = write_record(c, ckey, klen, hash, old, nbody, nlen, old->expires_at);
 out:
+    mdx_buf_fini(&nb); /* before MEM_END: the scratch buffer is not the collection's memory */
     MEM_END(c);
-    mdx_buf_fini(&nb);
     if (rc == 0)
         return 0;
 fail:
@@ -481,15 +496,17 @@ static int ttl_lookup(mdx_coll_t *c, const uint8_t *key, size_t key_len, mdx_rec
 int mdx_ttl_set(mdx_coll_t *c, const uint8_t *key, size_t key_len, int64_t ttl_ms)
 {
     mdx_rec_t *r;
-    if (ttl_ms <= 0)
-        return mdx__err(c->store, MDX_EINVAL, "ttl must be a positive number of milliseconds");
+    int64_t exp;
+    if (ttl_ms <= 0 || expiry_after(c->store, ttl_ms, &exp))
+        return mdx__err(c->store, MDX_EINVAL,
+                        "ttl must be a positive number of milliseconds (and now + ttl an int64)");
     MEM_BEGIN();
     int rc = ttl_lookup(c, key, key_len, &r);
     if (rc == 0) {
         if (r->heap_pos == MDX_NO_HEAP && heap_reserve(c)) {
             rc = mdx__err(c->store, MDX_ENOMEM, "out of memory setting a ttl in '%s'", c->name);
         } else {
-            r->expires_at = mdx_store_now(c->store) + ttl_ms;
+            r->expires_at = exp;
             r->epoch = ++c->store->epoch;
             if (r->heap_pos == MDX_NO_HEAP)
                 heap_push(c, r);

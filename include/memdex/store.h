@@ -135,7 +135,7 @@ typedef struct {
 /** Stores a record. opts may be NULL (upsert, no TTL). Errors: MDX_EBADKEY, MDX_EBADBODY,
  *  MDX_ETOOBIG (key or body over the limit), MDX_EBADFIELD / MDX_ENAN (an indexed field holds
  *  an array, map, extension or NaN), MDX_EUNIQUE, MDX_EEXISTS, MDX_ENOTFOUND, MDX_EINVAL
- *  (negative ttl, bad mode), MDX_ENOMEM. */
+ *  (negative ttl, a ttl for which now + ttl_ms overflows an int64, bad mode), MDX_ENOMEM. */
 int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body, size_t body_len,
             const mdx_put_opts_t *opts);
 
