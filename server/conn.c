@@ -217,7 +217,7 @@ static size_t process(mdx_conn_t *c, const uint8_t *p, size_t len)
             /* The rest of the stream cannot be framed: answer with id 0 and close. */
             uint32_t l = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
                          (uint32_t)p[off + 2] << 8 | p[off + 3];
-            snprintf(err, sizeof(err), "frame of %lu bytes exceeds max_frame (%llu)",
+            snprintf(err, sizeof(err), "frame of %lu bytes exceeds the limit of %llu",
                      (unsigned long)l, (unsigned long long)cfg->max_frame);
             mdx_reply_error(srv, c, out, 0, (int)-n, err);
             begin_close(c);

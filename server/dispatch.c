@@ -164,6 +164,31 @@ static int op_ping(mdx_buf_t *out, const mdx_request_t *req)
     return 0;
 }
 
+/* {"name", "field", "kind", "unique", "entries"}: one element of list_indexes, and of a
+ * list_collections entry's "indexes". */
+static void put_index_info(mdx_buf_t *out, const mdx_coll_t *coll, size_t i)
+{
+    mdx_index_info_t inf;
+    if (mdx_index_info(coll, i, &inf)) {
+        mdx_mp_put_nil(out); /* cannot happen: callers stay below mdx_index_count */
+        return;
+    }
+    mdx_mp_put_map(out, 5);
+    PUT_LIT(out, "name");
+    mdx_mp_put_str(out, inf.name, strlen(inf.name));
+    PUT_LIT(out, "field");
+    mdx_mp_put_str(out, inf.field, strlen(inf.field));
+    PUT_LIT(out, "kind");
+    if (inf.kind == MDX_INDEX_SKIPLIST)
+        PUT_LIT(out, "skiplist");
+    else
+        PUT_LIT(out, "hash");
+    PUT_LIT(out, "unique");
+    mdx_mp_put_bool(out, inf.unique);
+    PUT_LIT(out, "entries");
+    mdx_mp_put_uint(out, inf.entries);
+}
+
 static void put_coll_entry(mdx_buf_t *out, const mdx_coll_t *coll)
 {
     const char *name = mdx_coll_name(coll);
@@ -175,13 +200,8 @@ static void put_coll_entry(mdx_buf_t *out, const mdx_coll_t *coll)
     mdx_mp_put_uint(out, mdx_coll_records(coll));
     PUT_LIT(out, "indexes");
     mdx_mp_put_array(out, (uint32_t)ni);
-    for (size_t i = 0; i < ni; i++) {
-        mdx_index_info_t inf;
-        if (mdx_index_info(coll, i, &inf) == 0)
-            mdx_mp_put_str(out, inf.name, strlen(inf.name));
-        else
-            mdx_mp_put_nil(out); /* cannot happen: i < count */
-    }
+    for (size_t i = 0; i < ni; i++)
+        put_index_info(out, coll, i);
 }
 
 static int op_list_collections(mdx_server_t *srv, mdx_buf_t *out, const mdx_request_t *req)
@@ -200,27 +220,8 @@ static int op_list_indexes(mdx_buf_t *out, const mdx_request_t *req, mdx_coll_t 
     size_t n = mdx_index_count(coll), mark;
     mdx_resp_begin(out, &mark, req->id, 0);
     mdx_mp_put_array(out, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        mdx_index_info_t inf;
-        if (mdx_index_info(coll, i, &inf)) {
-            mdx_mp_put_nil(out); /* cannot happen: i < count */
-            continue;
-        }
-        mdx_mp_put_map(out, 5);
-        PUT_LIT(out, "name");
-        mdx_mp_put_str(out, inf.name, strlen(inf.name));
-        PUT_LIT(out, "field");
-        mdx_mp_put_str(out, inf.field, strlen(inf.field));
-        PUT_LIT(out, "kind");
-        if (inf.kind == MDX_INDEX_SKIPLIST)
-            PUT_LIT(out, "skiplist");
-        else
-            PUT_LIT(out, "hash");
-        PUT_LIT(out, "unique");
-        mdx_mp_put_bool(out, inf.unique);
-        PUT_LIT(out, "entries");
-        mdx_mp_put_uint(out, inf.entries);
-    }
+    for (size_t i = 0; i < n; i++)
+        put_index_info(out, coll, i);
     mdx_resp_end(out, mark);
     return 0;
 }

@@ -250,7 +250,6 @@ int main(int argc, char **argv)
     listen_tcp(&srv, &cfg);
     if (cfg.unix_path[0])
         listen_unix(&srv, &cfg);
-    log_listening(&srv);
 
     uv_timer_init(&loop, &srv.expire_timer);
     srv.expire_timer.data = &srv;
@@ -262,6 +261,8 @@ int main(int argc, char **argv)
     srv.sigint.data = srv.sigterm.data = &srv;
     uv_signal_start(&srv.sigint, on_signal, SIGINT);
     uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+    /* Last, once signals are handled: whoever reads this line may connect and signal. */
+    log_listening(&srv);
     mdx_log_info("memdexd %s ready (pid %d, max_clients %llu, data_dir %s)", MDX_SERVER_VERSION,
                  (int)getpid(), (unsigned long long)cfg.max_clients, cfg.data_dir);
 

@@ -1,7 +1,7 @@
 /*
  * The stats reply: server counters (uptime, connections, commands by op, errors by code) and
- * the engine's records and memory, in total and per collection. Commands list every op, so
- * the map's shape does not change as traffic arrives; errors list only codes that occurred.
+ * the engine's records and memory, in total and per collection. Commands and errors list only
+ * the ops and codes that occurred (docs/protocol.md), in op and code order.
  */
 #include <string.h>
 
@@ -28,9 +28,14 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     PUT_LIT(out, "rejected");
     mdx_mp_put_uint(out, s->conn_rejected);
 
+    uint32_t nops = 0;
+    for (int op = 0; op < MDX_OP__COUNT; op++)
+        nops += s->commands[op] != 0;
     PUT_LIT(out, "commands");
-    mdx_mp_put_map(out, MDX_OP__COUNT);
+    mdx_mp_put_map(out, nops);
     for (int op = 0; op < MDX_OP__COUNT; op++) {
+        if (!s->commands[op])
+            continue;
         const char *name = mdx_op_name((mdx_op_t)op);
         mdx_mp_put_str(out, name, strlen(name));
         mdx_mp_put_uint(out, s->commands[op]);
