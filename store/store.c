@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "common/alloc.h"
+#include "memdex/snapshot.h"
 #include "store/store_int.h"
 
 static int64_t realtime_ms(void *data)
@@ -75,6 +76,8 @@ void mdx_store_free(mdx_store_t *st)
 {
     if (!st)
         return;
+    if (st->snap)
+        mdx_snapshot_finish(st->snap, NULL); /* abandons it: the store is going away */
     for (size_t i = 0; i < st->ncolls; i++)
         coll_free(st->colls[i]);
     mdx_free(st->colls);
@@ -140,6 +143,7 @@ int mdx_coll_create(mdx_store_t *st, const char *name, mdx_coll_t **out)
         return mdx__err(st, MDX_ENOMEM, "out of memory creating collection '%s'", name);
     memcpy(c->name, name, len + 1);
     c->store = st;
+    c->snap_idx = -1;
     mdx_htab_init(&c->primary);
     st->colls[st->ncolls++] = c;
     if (out)
@@ -168,6 +172,7 @@ int mdx_coll_drop(mdx_store_t *st, const char *name)
     if (i < 0)
         return mdx__err(st, MDX_ENOCOLL, "no collection named '%.*s'", MDX_NAME_MAX, name);
     mdx_coll_t *c = st->colls[i];
+    mdx__snap_coll_drop(c);
     add_counters(&st->dropped_ops, &c->ops);
     memmove(&st->colls[i], &st->colls[i + 1], (st->ncolls - (size_t)i - 1) * sizeof(*st->colls));
     st->ncolls--;

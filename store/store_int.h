@@ -28,7 +28,8 @@ typedef struct mdx_rec {
     uint32_t heap_pos;  /* position in the collection's expiry heap, or MDX_NO_HEAP */
     uint32_t body_len;
     uint16_t key_len;
-    uint8_t data[]; /* key_len bytes of canonical msgpack key, then body_len bytes of body */
+    uint16_t snap_gen; /* generation of the last snapshot that saved this record */
+    uint8_t data[];    /* key_len bytes of canonical msgpack key, then body_len bytes of body */
 } mdx_rec_t;
 
 static inline const uint8_t *rec_key(const mdx_rec_t *r)
@@ -72,7 +73,8 @@ struct mdx_coll {
     size_t nindexes;
     mdx_rec_t **heap; /* min-heap on expires_at */
     uint32_t heap_len, heap_cap;
-    size_t mem; /* bytes of records, index entries and tables charged to this collection */
+    size_t mem;       /* bytes of records, index entries and tables charged to this collection */
+    int32_t snap_idx; /* index in the running snapshot's header, -1 when not in it */
     mdx_counters_t ops;
 };
 
@@ -82,6 +84,9 @@ struct mdx_store {
     size_t ncolls, colls_cap;
     size_t expire_next; /* round-robin position of the expiry step */
     uint64_t epoch;
+    struct mdx_snapshot *snap;  /* the snapshot in progress, or NULL */
+    uint64_t snap_epoch;        /* its epoch: records written after it began have more */
+    uint16_t snap_gen;          /* its generation (new records start with it: not to save) */
     mdx_counters_t dropped_ops; /* counters of dropped collections, kept in the totals */
     mdx_buf_t cursor;           /* backing store of the last find cursor */
     char errmsg[320];
@@ -132,7 +137,24 @@ void mdx__index_free(mdx_coll_t *c, mdx_index_t *ix);
 /** Checks that ix holds exactly the live records of c with their current values. */
 int mdx__index_verify(mdx_coll_t *c, mdx_index_t *ix);
 
+/* snapshot.c: called before a record is replaced, changed in place or freed, so a running
+ * snapshot saves the record's image as of its start (see snapshot.c). */
+void mdx__snap_save(mdx_coll_t *c, mdx_rec_t *r);
+/** Saves every unsaved record of a collection about to be dropped. */
+void mdx__snap_coll_drop(mdx_coll_t *c);
+static inline void mdx__snap_guard(mdx_coll_t *c, mdx_rec_t *r)
+{
+    const mdx_store_t *st = c->store;
+    if (__builtin_expect(st->snap != NULL, 0) && c->snap_idx >= 0 && r->epoch <= st->snap_epoch &&
+        r->snap_gen != st->snap_gen)
+        mdx__snap_save(c, r);
+}
+
 /* write.c */
+/** Inserts a record read from a snapshot (no indexes yet). Errors: MDX_EBADKEY, MDX_EBADBODY,
+ *  MDX_EEXISTS (duplicate key), MDX_ENOMEM. */
+int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body,
+                  size_t body_len, int64_t expires_at);
 /** Unlinks rec from every index, the primary table and the heap, and frees it. */
 void mdx__rec_destroy(mdx_coll_t *c, mdx_rec_t *rec);
 /** Reclaims every expired record of c (queries call this so counts and offsets are exact). */

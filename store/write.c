@@ -112,6 +112,7 @@ static mdx_rec_t *rec_new(const uint8_t *ckey, size_t klen, uint64_t hash, const
     r->hnode.next = NULL;
     r->hnode.hash = hash;
     r->epoch = 0;
+    r->snap_gen = 0;
     r->expires_at = 0;
     r->heap_pos = MDX_NO_HEAP;
     r->key_len = (uint16_t)klen;
@@ -123,6 +124,7 @@ static mdx_rec_t *rec_new(const uint8_t *ckey, size_t klen, uint64_t hash, const
 
 void mdx__rec_destroy(mdx_coll_t *c, mdx_rec_t *rec)
 {
+    mdx__snap_guard(c, rec);
     for (size_t i = 0; i < c->nindexes; i++) {
         mdx_index_t *ix = c->indexes[i];
         mdx_value_t v;
@@ -252,7 +254,11 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
         }
     }
 
-    /* Nothing below can fail. */
+    /* Nothing below can fail. A running snapshot that still needs the old image saves it now
+     * (a snapshot's own failure does not fail the write). */
+    if (old)
+        mdx__snap_guard(c, old);
+    rec->snap_gen = st->snap_gen;
     for (i = 0; i < n; i++) {
         slot_t *s = &slots[i];
         if (s->same)
@@ -506,6 +512,7 @@ int mdx_ttl_set(mdx_coll_t *c, const uint8_t *key, size_t key_len, int64_t ttl_m
         if (r->heap_pos == MDX_NO_HEAP && heap_reserve(c)) {
             rc = mdx__err(c->store, MDX_ENOMEM, "out of memory setting a ttl in '%s'", c->name);
         } else {
+            mdx__snap_guard(c, r);
             r->expires_at = exp;
             r->epoch = ++c->store->epoch;
             if (r->heap_pos == MDX_NO_HEAP)
@@ -536,6 +543,7 @@ int mdx_ttl_clear(mdx_coll_t *c, const uint8_t *key, size_t key_len)
     MEM_BEGIN();
     int rc = ttl_lookup(c, key, key_len, &r);
     if (rc == 0 && r->heap_pos != MDX_NO_HEAP) {
+        mdx__snap_guard(c, r);
         heap_remove(c, r);
         r->expires_at = 0;
         r->epoch = ++c->store->epoch;
@@ -579,4 +587,42 @@ int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uin
     if (freed)
         *freed = done;
     return more;
+}
+
+int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body,
+                  size_t body_len, int64_t expires_at)
+{
+    mdx_store_t *st = c->store;
+    uint8_t ckey[KEYBUF(st)];
+    size_t klen;
+    uint64_t hash;
+    if (mdx__key_canon(st, key, key_len, ckey, &klen))
+        return MDX_EBADKEY;
+    hash = mdx__key_hash(ckey, klen);
+    if (body_len > st->opts.max_body || mdx_mp_check_body(body, body_len, MDX_MP_MAX_DEPTH))
+        return MDX_EBADBODY;
+    MEM_BEGIN();
+    int rc = 0;
+    if (mdx__rec_lookup(c, ckey, klen, hash)) {
+        rc = MDX_EEXISTS;
+        goto out;
+    }
+    if (expires_at && heap_reserve(c)) {
+        rc = MDX_ENOMEM;
+        goto out;
+    }
+    mdx_rec_t *r = rec_new(ckey, klen, hash, body, body_len);
+    if (!r) {
+        rc = MDX_ENOMEM;
+        goto out;
+    }
+    r->epoch = st->epoch;
+    r->snap_gen = st->snap_gen;
+    r->expires_at = expires_at;
+    mdx_htab_insert(&c->primary, &r->hnode);
+    if (expires_at)
+        heap_push(c, r);
+out:
+    MEM_END(c);
+    return rc;
 }

@@ -1,0 +1,558 @@
+/*
+ * Snapshots: round trip of every value and key type, collections, index definitions and TTLs;
+ * point-in-time consistency with writes, replaces, deletes, TTL changes and a collection drop
+ * running while the snapshot walks; corruption (truncation, bit flips in header, blocks and
+ * trailer); write failure (RLIMIT_FSIZE) keeping the previous snapshot; rotation.
+ *
+ * MDX_SEED sets the seed of the randomized writes (printed).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "memdex/snapshot.h"
+#include "tests/unit/store/state.h"
+
+/* ---- a canonical dump of a store, in libc memory ---- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} dump_t;
+
+static void d_raw(dump_t *d, const void *p, size_t n)
+{
+    if (d->n + n > d->cap) {
+        d->cap = (d->n + n) * 2 + 1024;
+        d->p = realloc(d->p, d->cap);
+        assert_non_null(d->p);
+    }
+    memcpy(d->p + d->n, p, n);
+    d->n += n;
+}
+
+typedef struct {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *body;
+    size_t body_len;
+    int64_t exp;
+} drec_t;
+
+typedef struct {
+    drec_t *v;
+    size_t n, cap;
+} drecs_t;
+
+static int collect(void *data, const mdx_rec_view_t *r)
+{
+    drecs_t *a = data;
+    if (a->n == a->cap) {
+        a->cap = a->cap * 2 + 64;
+        a->v = realloc(a->v, a->cap * sizeof(*a->v));
+    }
+    drec_t *x = &a->v[a->n++];
+    x->key = malloc(r->key_len);
+    memcpy(x->key, r->key, r->key_len);
+    x->key_len = r->key_len;
+    x->body = malloc(r->body_len ? r->body_len : 1);
+    memcpy(x->body, r->body, r->body_len);
+    x->body_len = r->body_len;
+    x->exp = r->expires_at;
+    return 0;
+}
+
+static int drec_cmp(const void *a, const void *b)
+{
+    const drec_t *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Everything observable: collections in order, their index definitions and all records
+ * sorted by key (scan may return a record twice across resizes: duplicates are dropped). */
+static dump_t dump_store(mdx_store_t *st)
+{
+    dump_t d = {0};
+    for (size_t i = 0; i < mdx_coll_count(st); i++) {
+        mdx_coll_t *c = mdx_coll_at(st, i);
+        d_raw(&d, mdx_coll_name(c), strlen(mdx_coll_name(c)) + 1);
+        for (size_t j = 0; j < mdx_index_count(c); j++) {
+            mdx_index_info_t ii;
+            assert_int_equal(mdx_index_info(c, j, &ii), 0);
+            d_raw(&d, ii.name, strlen(ii.name) + 1);
+            d_raw(&d, ii.field, strlen(ii.field) + 1);
+            d_raw(&d, &ii.kind, sizeof(ii.kind));
+            d_raw(&d, &ii.unique, sizeof(ii.unique));
+            d_raw(&d, &ii.entries, sizeof(ii.entries));
+            assert_int_equal(mdx__index_verify(c, c->indexes[j]), 0);
+        }
+        drecs_t a = {0};
+        uint64_t cur = 0;
+        do {
+            assert_int_equal(mdx_scan(c, cur, 1000, collect, &a, &cur), 0);
+        } while (cur);
+        qsort(a.v, a.n, sizeof(*a.v), drec_cmp);
+        for (size_t k = 0; k < a.n; k++) {
+            if (k && drec_cmp(&a.v[k], &a.v[k - 1]) == 0)
+                continue;
+            d_raw(&d, a.v[k].key, a.v[k].key_len);
+            d_raw(&d, a.v[k].body, a.v[k].body_len);
+            d_raw(&d, &a.v[k].exp, sizeof(a.v[k].exp));
+        }
+        for (size_t k = 0; k < a.n; k++) {
+            free(a.v[k].key);
+            free(a.v[k].body);
+        }
+        free(a.v);
+        d_raw(&d, "\n", 1);
+    }
+    return d;
+}
+
+static void assert_dump_equal(dump_t *a, dump_t *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->p, b->p, a->n);
+    free(a->p);
+    free(b->p);
+}
+
+/* ---- fixtures ---- */
+
+static char dir[256];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof(dir), "%s/mdx-snap-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static mdx_store_t *new_store(void)
+{
+    mdx_store_opts_t o = {.clock = fake_clock};
+    mdx_store_t *st;
+    assert_int_equal(mdx_store_new(&o, &st), 0);
+    return st;
+}
+
+static void put_body(mdx_coll_t *c, tkey_t k, int64_t age, const char *city, int64_t ttl)
+{
+    mb_t m;
+    mb_reset(&m);
+    mb_map(&m, 3);
+    mb_kv_int(&m, "age", age);
+    mb_kv_str(&m, "city", city);
+    mb_str(&m, "pad");
+    mb_str(&m, "some padding to make the body about sixty bytes long");
+    mdx_put_opts_t o = {MDX_PUT_UPSERT, ttl, 0};
+    assert_int_equal(mdx_put(c, K(k), m.d, m.n, &o), 0);
+}
+
+/* Two collections, four indexes, every key type and value type, some TTLs. */
+static mdx_store_t *populated(void)
+{
+    mdx_store_t *st = new_store();
+    mdx_coll_t *u, *v;
+    assert_int_equal(mdx_coll_create(st, "users", &u), 0);
+    assert_int_equal(mdx_coll_create(st, "values", &v), 0);
+    assert_int_equal(mdx_index_create(u, "by_age", "age", MDX_INDEX_SKIPLIST, 0), 0);
+    assert_int_equal(mdx_index_create(u, "by_city", "city", MDX_INDEX_HASH, 0), 0);
+    assert_int_equal(mdx_index_create(v, "by_x", "x", MDX_INDEX_SKIPLIST, 1), 0);
+    assert_int_equal(mdx_index_create(v, "by_y", "y", MDX_INDEX_HASH, 1), 0);
+    for (int i = 0; i < 300; i++)
+        put_body(u, ik(i * 3 - 100), i % 70, i % 2 ? "paris" : "lima", i % 5 == 0 ? 60000 : 0);
+    put_body(u, sk("ann"), 31, "oslo", 0);
+    put_body(u, rawkey("\xc4\x03\x00\x01\x02", 5), 40, "rome", 1000);
+    put_body(u, rawkey("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9), 41, "rome", 0);
+    put_body(u, ik(INT64_MIN), 42, "rome", 0);
+    /* every value type in the second collection */
+    mb_t m;
+    for (int i = 0; i < 12; i++) {
+        mb_reset(&m);
+        mb_map(&m, 3);
+        mb_str(&m, "x");
+        switch (i) {
+        case 0:
+            mb_nil(&m);
+            break;
+        case 1:
+            mb_bool(&m, 0);
+            break;
+        case 2:
+            mb_bool(&m, 1);
+            break;
+        case 3:
+            mb_int(&m, -5);
+            break;
+        case 4:
+            mb_uint(&m, UINT64_MAX);
+            break;
+        case 5:
+            mb_dbl(&m, 2.5);
+            break;
+        case 6:
+            mb_f32(&m, -0.25f);
+            break;
+        case 7:
+            mb_str(&m, "text");
+            break;
+        case 8:
+            mb_bin(&m, "\x00\xff", 2);
+            break;
+        case 9:
+            mb_str(&m, "");
+            break;
+        case 10:
+            mb_int(&m, INT64_MIN);
+            break;
+        default:
+            mb_dbl(&m, 1e300);
+            break;
+        }
+        mb_kv_int(&m, "y", i);
+        mb_str(&m, "nested");
+        mb_map(&m, 2);
+        mb_str(&m, "arr");
+        mb_arr(&m, 3);
+        mb_int(&m, 1);
+        mb_str(&m, "two");
+        mb_map(&m, 0);
+        mb_str(&m, "ext");
+        mb_byte(&m, 0xd4); /* fixext1 */
+        mb_byte(&m, 7);
+        mb_byte(&m, 9);
+        tkey_t k = ik(i);
+        assert_int_equal(mdx_put(v, K(k), m.d, m.n, NULL), 0);
+    }
+    return st;
+}
+
+static void latest(char *path, size_t len)
+{
+    char names[4][MDX_SNAPSHOT_PATH_MAX];
+    int n = mdx_snapshot_list(dir, names, 4);
+    assert_true(n >= 1);
+    snprintf(path, len, "%s/%s", dir, names[0]);
+}
+
+/* ---- tests ---- */
+
+static void test_round_trip_keeps_everything(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    assert_int_equal(info.result, 0);
+    assert_int_equal(info.records, 316);
+    assert_true(info.bytes > 316 * 60);
+    char path[2048];
+    latest(path, sizeof(path));
+    assert_string_equal(path, info.path);
+
+    mdx_snapshot_check_t chk;
+    char err[256];
+    assert_int_equal(mdx_snapshot_check(path, &chk, err, sizeof(err)), 0);
+    assert_int_equal(chk.records, 316);
+    assert_int_equal(chk.collections, 2);
+    assert_int_equal(chk.version, 1);
+    assert_int_equal(chk.bytes, info.bytes);
+
+    mdx_store_t *st2 = new_store();
+    mdx_load_info_t li;
+    assert_int_equal(mdx_store_load(st2, path, &li), 0);
+    assert_int_equal(li.records, 316);
+    assert_int_equal(li.expired, 0);
+    dump_t a = dump_store(st), b = dump_store(st2);
+    assert_dump_equal(&a, &b);
+
+    /* loading into a non-empty store is refused */
+    assert_int_equal(mdx_store_load(st2, path, NULL), MDX_EINVAL);
+    mdx_store_free(st2);
+
+    /* records whose expiry passed are dropped at load */
+    fake_now += 5000; /* the 1000 ms TTL has passed, the 60 s ones have not */
+    st2 = new_store();
+    assert_int_equal(mdx_store_load(st2, path, &li), 0);
+    assert_int_equal(li.expired, 1);
+    assert_int_equal(li.records, 315);
+    mdx_store_free(st2);
+    mdx_store_free(st);
+    remove_dir();
+}
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void test_point_in_time_under_writes(void **state)
+{
+    (void)state;
+    const char *s = getenv("MDX_SEED");
+    rng = s ? strtoull(s, NULL, 0) : 88172645463325252ULL;
+    if (!rng)
+        rng = 1;
+    printf("point-in-time: seed %llu\n", (unsigned long long)rng);
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_coll_t *u, *v;
+    assert_int_equal(mdx_coll_find(st, "users", 5, &u), 0);
+    assert_int_equal(mdx_coll_find(st, "values", 6, &v), 0);
+    for (int i = 0; i < 3000; i++)
+        put_body(u, ik(1000 + i), i % 90, i % 3 ? "kyiv" : "quito", 0);
+    mdx_coll_t *tmp;
+    assert_int_equal(mdx_coll_create(st, "doomed", &tmp), 0);
+    for (int i = 0; i < 200; i++)
+        put_body(tmp, ik(i), i, "x", 0);
+
+    dump_t expect = dump_store(st); /* the state at the moment the snapshot starts */
+    mdx_snapshot_t *snap;
+    assert_int_equal(mdx_snapshot_begin(st, dir, NULL, &snap), 0);
+    mdx_snapshot_t *other;
+    assert_int_equal(mdx_snapshot_begin(st, dir, NULL, &other), MDX_EBUSY);
+
+    int done = 0, steps = 0, dropped = 0;
+    while (!done) {
+        assert_int_equal(mdx_snapshot_step(snap, 37, &done), 0);
+        steps++;
+        for (int w = 0; w < 20; w++) {
+            int64_t k = (int64_t)(rnd() % 4400) - 100;
+            tkey_t key = ik(k);
+            switch (rnd() % 6) {
+            case 0:
+            case 1:
+                put_body(u, key, (int64_t)(rnd() % 100), "new", 0);
+                break;
+            case 2:
+                (void)mdx_del(u, K(key));
+                break;
+            case 3:
+                (void)mdx_ttl_set(u, K(key), 1 + (int64_t)(rnd() % 100000));
+                break;
+            case 4: {
+                mb_t m;
+                mb_reset(&m);
+                mb_map(&m, 1);
+                mb_kv_int(&m, "age", 7);
+                (void)mdx_update(u, K(key), m.d, m.n, NULL, 0);
+                break;
+            }
+            default:
+                (void)mdx_ttl_clear(u, K(key));
+                break;
+            }
+        }
+        if (steps == 5 && !dropped) {
+            assert_int_equal(mdx_coll_drop(st, "doomed"), 0);
+            assert_int_equal(mdx_index_drop(v, "by_y"), 0);
+            dropped = 1;
+        }
+        if (!done)
+            nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    assert_true(steps > 20);
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_snapshot_finish(snap, &info), 0);
+
+    mdx_store_t *st2 = new_store();
+    assert_int_equal(mdx_store_load(st2, info.path, NULL), 0);
+    dump_t got = dump_store(st2);
+    assert_dump_equal(&expect, &got);
+    mdx_store_free(st2);
+    mdx_store_free(st);
+    remove_dir();
+}
+
+static void test_corruption_is_detected(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    mdx_store_free(st);
+
+    FILE *f = fopen(info.path, "rb");
+    assert_non_null(f);
+    size_t size = (size_t)info.bytes;
+    uint8_t *orig = malloc(size);
+    assert_int_equal(fread(orig, 1, size, f), size);
+    fclose(f);
+    char bad[2100];
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+
+    /* offsets: magic, version, header length, header map, header checksum, first block
+     * header, block payload, block checksum, trailer, trailer checksum */
+    size_t hlen =
+        (size_t)orig[12] << 24 | (size_t)orig[13] << 16 | (size_t)orig[14] << 8 | orig[15];
+    size_t blk = 16 + hlen + 8;
+    size_t offs[] = {0,        9,         14,        20,        16 + hlen + 3, blk,     blk + 3,
+                     blk + 20, blk + 500, size - 33, size - 30, size - 12,     size - 1};
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            uint8_t *m = malloc(size);
+            memcpy(m, orig, size);
+            m[offs[i]] ^= (uint8_t)(1u << bit);
+            f = fopen(bad, "wb");
+            fwrite(m, 1, size, f);
+            fclose(f);
+            free(m);
+            char err[256];
+            mdx_snapshot_check_t chk;
+            int rc = mdx_snapshot_check(bad, &chk, err, sizeof(err));
+            if (rc != MDX_ECORRUPT)
+                print_error("bit %d at offset %zu not detected\n", bit, offs[i]);
+            assert_int_equal(rc, MDX_ECORRUPT);
+            assert_non_null(strstr(err, "offset"));
+            mdx_store_t *s2 = new_store();
+            assert_int_equal(mdx_store_load(s2, bad, NULL), MDX_ECORRUPT);
+            assert_int_equal(mdx_coll_count(s2), 0); /* nothing half-loaded */
+            assert_non_null(strstr(mdx_store_errmsg(s2), "bad.bin"));
+            mdx_store_free(s2);
+        }
+    }
+    /* truncation at several offsets, and an extra byte */
+    size_t cuts[] = {0, 5, 16, blk - 1, blk, blk + 9, size / 2, size - 33, size - 1};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        f = fopen(bad, "wb");
+        fwrite(orig, 1, cuts[i], f);
+        fclose(f);
+        mdx_snapshot_check_t chk;
+        char err[256];
+        assert_int_equal(mdx_snapshot_check(bad, &chk, err, sizeof(err)), MDX_ECORRUPT);
+        assert_true(chk.error_offset <= cuts[i]);
+    }
+    f = fopen(bad, "wb");
+    fwrite(orig, 1, size, f);
+    fputc(0, f);
+    fclose(f);
+    assert_int_equal(mdx_snapshot_check(bad, NULL, NULL, 0), MDX_ECORRUPT);
+    assert_int_equal(mdx_snapshot_check(info.path, NULL, NULL, 0), 0);
+    free(orig);
+    remove_dir();
+}
+
+static void test_write_failure_keeps_previous_snapshot(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_info_t first, second;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &first), 0);
+    mdx_coll_t *u;
+    assert_int_equal(mdx_coll_find(st, "users", 5, &u), 0);
+    for (int i = 0; i < 2000; i++)
+        put_body(u, ik(5000 + i), i, "more", 0);
+
+    struct rlimit old, small = {4096, 0};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = mdx_store_save(st, dir, NULL, &second);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(rc, MDX_EIO);
+    assert_int_equal(second.result, MDX_EIO);
+    assert_non_null(strstr(second.error, "write"));
+
+    /* the old snapshot is still the newest and complete; no temporary file is left */
+    char names[4][MDX_SNAPSHOT_PATH_MAX];
+    assert_int_equal(mdx_snapshot_list(dir, names, 4), 1);
+    char path[2048];
+    latest(path, sizeof(path));
+    assert_string_equal(path, first.path);
+    assert_int_equal(mdx_snapshot_check(path, NULL, NULL, 0), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c tmp > /dev/null", dir);
+    assert_int_not_equal(system(cmd), 0);
+    /* and the store goes on: a later save works */
+    assert_int_equal(mdx_store_save(st, dir, NULL, &second), 0);
+    mdx_store_free(st);
+    remove_dir();
+}
+
+static void test_keeps_the_last_k(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_coll_t *u;
+    assert_int_equal(mdx_coll_find(st, "users", 5, &u), 0);
+    mdx_snapshot_opts_t o = {.keep = 2};
+    char first[2048] = "";
+    for (int i = 0; i < 4; i++) {
+        fake_now += 10;
+        put_body(u, ik(9000 + i), i, "k", 0);
+        mdx_snapshot_info_t info;
+        assert_int_equal(mdx_store_save(st, dir, &o, &info), 0);
+        if (i == 0)
+            snprintf(first, sizeof(first), "%s", info.path);
+    }
+    char names[8][MDX_SNAPSHOT_PATH_MAX];
+    assert_int_equal(mdx_snapshot_list(dir, names, 8), 2);
+    assert_int_not_equal(access(first, F_OK), 0);
+    mdx_store_free(st);
+    remove_dir();
+}
+
+static void test_abandoned_snapshot_leaves_no_file(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_t *s;
+    assert_int_equal(mdx_snapshot_begin(st, dir, NULL, &s), 0);
+    int done;
+    assert_int_equal(mdx_snapshot_step(s, 10, &done), 0);
+    assert_int_equal(done, 0);
+    mdx_snapshot_info_t info;
+    assert_int_not_equal(mdx_snapshot_finish(s, &info), 0);
+    char names[4][MDX_SNAPSHOT_PATH_MAX];
+    assert_int_equal(mdx_snapshot_list(dir, names, 4), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", dir);
+    assert_int_equal(system(cmd), 0);
+    /* a new snapshot can start and complete after an abandoned one */
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    mdx_store_free(st);
+    remove_dir();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_keeps_everything),
+        cmocka_unit_test(test_point_in_time_under_writes),
+        cmocka_unit_test(test_corruption_is_detected),
+        cmocka_unit_test(test_write_failure_keeps_previous_snapshot),
+        cmocka_unit_test(test_keeps_the_last_k),
+        cmocka_unit_test(test_abandoned_snapshot_leaves_no_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
