@@ -30,7 +30,7 @@ asan: deps
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
 
 run: release
-	$(BUILD)/release/tests/docs/embedding_example
+	$(BUILD)/release/memdexd --listen 127.0.0.1:7711 --data-dir ./data
 
 test: asan
 	cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) --timeout 600
