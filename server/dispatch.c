@@ -140,6 +140,9 @@ static int op_hello(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_
         mdx_reply_error(srv, c, out, req->id, MDX_EPROTO, msg);
         return 0;
     }
+    if (mdx_req_has(req, MDX_ARG_CLIENT))
+        mdx_log_debug("%s: hello from '%.*s'", mdx_conn_peer(c), (int)req->args[MDX_ARG_CLIENT].len,
+                      req->args[MDX_ARG_CLIENT].str);
     size_t mark;
     mdx_resp_begin(out, &mark, req->id, 0);
     mdx_mp_put_map(out, 4);

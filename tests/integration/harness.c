@@ -113,6 +113,7 @@ static pid_t spawn(const char *const *argv, int out_fd, int err_fd)
             dup2(out_fd, 1);
         dup2(err_fd, 2);
         execv(argv[0], (char *const *)argv);
+        dprintf(2, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     return pid;
