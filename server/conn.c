@@ -258,18 +258,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)c->srv->rbuf, MDX_READ_CHUNK);
         return;
     }
-    /* A partial frame is pending: read into the connection's buffer, sized to hold the whole
-     * frame (its length was already checked against max_frame, or the frame would have been
-     * refused) so the rest arrives without another copy. */
+    /* A partial frame is pending: read into the connection's buffer. It grows by doubling,
+     * up to the frame's size (already checked against max_frame, or the frame would have
+     * been refused), so the memory a connection holds stays proportional to what its client
+     * actually sent: a header announcing 32 MiB costs nothing until the bytes arrive. */
     size_t want = MDX_READ_CHUNK;
     if (c->in_len >= MDX_FRAME_HEADER) {
         const uint8_t *p = c->in;
         size_t total = MDX_FRAME_HEADER +
                        ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | (size_t)p[3]);
-        if (total > want)
+        size_t grow = c->in_len * 2;
+        if (grow > want)
+            want = grow;
+        if (want > total)
             want = total;
     }
-    if (want < c->in_len + 1)
+    if (want < c->in_len + 1) /* cannot happen: a pending frame is incomplete */
         want = c->in_len + 1;
     if (c->in_cap < want) {
         uint8_t *n = mdx_realloc(c->in, want);
@@ -289,12 +293,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static int keep_tail(mdx_conn_t *c, const uint8_t *tail, size_t n)
 {
     size_t want = n > MDX_READ_CHUNK ? n : MDX_READ_CHUNK;
-    if (n >= MDX_FRAME_HEADER) {
-        size_t total = MDX_FRAME_HEADER + ((size_t)tail[0] << 24 | (size_t)tail[1] << 16 |
-                                           (size_t)tail[2] << 8 | (size_t)tail[3]);
-        if (total > want)
-            want = total;
-    }
     if (c->in_cap < want) {
         uint8_t *p = mdx_realloc(c->in, want);
         if (!p)

@@ -342,6 +342,50 @@ static int64_t int_reply(fx_t *f, const char *op, const char *args)
     return v;
 }
 
+static void frames_split_anywhere_and_large_frames_work(void **state)
+{
+    fx_t *f = *state;
+    OK("create_collection", "{\"name\":\"big\"}", "null");
+    /* Three pipelined requests, one byte per write. */
+    mdx_buf_t b;
+    mdx_buf_init(&b);
+    mdx_req_json(&b, 201, "put", "{\"coll\":\"big\",\"key\":\"k\",\"body\":{\"a\":1}}");
+    mdx_req_json(&b, 202, "get", "{\"coll\":\"big\",\"key\":\"k\"}");
+    mdx_req_json(&b, 203, "ping", "{}");
+    for (size_t i = 0; i < b.len; i++)
+        mdx_cli_send(&f->cli, b.data + i, 1);
+    mdx_buf_fini(&b);
+    static const char *const want[] = {"null", "{\"a\":1}", "\"pong\""};
+    for (int i = 0; i < 3; i++) {
+        mdx_reply_t r;
+        assert_int_equal(mdx_cli_recv(&f->cli, &r, 0), 0);
+        assert_int_equal(r.id, 201 + (uint64_t)i);
+        char *got = mdx_mp_to_json(r.body, r.body_len);
+        assert_string_equal(got, want[i]);
+        free(got);
+        mdx_reply_free(&r);
+    }
+
+    /* A 5 MB body arrives over many reads, comes back byte for byte. */
+    enum { N = 5 << 20 };
+    mdx_put_big(&f->cli, "big", 7, N);
+    mdx_buf_init(&b);
+    mdx_req_json(&b, 204, "get", "{\"coll\":\"big\",\"key\":7}");
+    mdx_cli_send(&f->cli, b.data, b.len);
+    mdx_buf_fini(&b);
+    mdx_reply_t r;
+    assert_int_equal(mdx_cli_recv(&f->cli, &r, 0), 0);
+    assert_int_equal(r.id, 204);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.body_len, 1 + 2 + 5 + N); /* {"s": str32} */
+    static const uint8_t head[] = {0x81, 0xa1, 's', 0xdb, 0x00, 0x50, 0x00, 0x00};
+    assert_memory_equal(r.body, head, sizeof(head));
+    for (size_t i = sizeof(head); i < r.body_len; i++)
+        if (r.body[i] != 'x')
+            fail_msg("byte %zu of the body is %02x", i, r.body[i]);
+    mdx_reply_free(&r);
+}
+
 static void ttl_set_get_clear_and_expiry(void **state)
 {
     fx_t *f = *state;
@@ -440,6 +484,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(find_and_count_on_skiplist_and_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(find_pages_default_to_100, setup, teardown),
         cmocka_unit_test_setup_teardown(scan_walks_the_collection, setup, teardown),
+        cmocka_unit_test_setup_teardown(frames_split_anywhere_and_large_frames_work, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(ttl_set_get_clear_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_counts_connections_commands_errors_records, setup,
                                         teardown),
