@@ -366,7 +366,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* The handle that takes a connection we cannot afford, only to close it. */
-static uv_tcp_t drop;
+static union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} drop;
 static int drop_busy;
 
 static void drop_closed(uv_handle_t *h)
@@ -382,11 +387,14 @@ void mdx_conn_accept(mdx_server_t *srv, uv_stream_t *listener)
         /* libuv stops watching a listener until its pending connection is accepted, so take
          * it and drop it rather than stall every future client. */
         mdx_log_error("out of memory accepting a connection; dropping it");
-        if (!drop_busy && listener->type == UV_TCP && uv_tcp_init(srv->loop, &drop) == 0) {
+        int rc = drop_busy                  ? -1
+                 : listener->type == UV_TCP ? uv_tcp_init(srv->loop, &drop.tcp)
+                                            : uv_pipe_init(srv->loop, &drop.pipe, 0);
+        if (rc == 0) {
             drop_busy = 1;
-            if (uv_accept(listener, (uv_stream_t *)&drop) == 0)
+            if (uv_accept(listener, &drop.stream) == 0)
                 srv->stats.conn_rejected++;
-            uv_close((uv_handle_t *)&drop, drop_closed);
+            uv_close(&drop.handle, drop_closed);
         }
         return;
     }
