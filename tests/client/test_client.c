@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "memdex/client.h"
+#include "tests/client/srv.h"
 #include "tests/integration/harness.h"
 
 /* ---- helpers ---- */
@@ -80,21 +81,14 @@ static void put_json(mdx_client_t *c, const char *coll, mdx_val_t key, const cha
     mdx_buf_fini(&b);
 }
 
-static void stop_ok(mdx_srv_t *s)
-{
-    int st = mdx_srv_stop(s, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
 /* ---- every command ---- */
 
 static void every_command_returns_its_typed_result(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
 
     mdx_client_hello_t h;
     OK(c, mdx_client_hello(c, &h));
@@ -330,15 +324,15 @@ static void every_command_returns_its_typed_result(void **state)
     assert_int_equal(cnt.requests, cnt.replies);
 
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 static void local_errors_send_nothing(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, (const char *const[]){"--max-frame", "1024", NULL});
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, (const char *const[]){"--max-frame", "1024", NULL});
+    mdx_client_t *c = client_port(srv.srv.port);
     OK(c, mdx_client_create_collection(c, "t"));
     mdx_client_counters_t before, after;
     mdx_client_counters(c, &before);
@@ -380,15 +374,15 @@ static void local_errors_send_nothing(void **state)
     mdx_client_counters(c, &after);
     assert_int_equal(after.connects, 1);
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 static void raw_call_reports_server_errors_with_the_reply(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
     mdx_client_reply_t r;
     OK(c, mdx_client_call(c, "ping", NULL, 0, &r));
     assert_int_equal(r.op, MDX_OP_PING);
@@ -416,7 +410,7 @@ static void raw_call_reports_server_errors_with_the_reply(void **state)
     mdx_buf_fini(&a);
     OK(c, mdx_client_ping(c));
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 static void unix_socket_works(void **state)
@@ -425,8 +419,8 @@ static void unix_socket_works(void **state)
     char path[64];
     snprintf(path, sizeof(path), "/tmp/mdx-client-%d.sock", (int)getpid());
     unlink(path);
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, (const char *const[]){"--unix", path, NULL});
+    srv_t srv;
+    srv_start(&srv, (const char *const[]){"--unix", path, NULL});
     char addr[80];
     snprintf(addr, sizeof(addr), "unix:%s", path);
     mdx_client_t *c = client_at(addr);
@@ -442,7 +436,7 @@ static void unix_socket_works(void **state)
     OK(c, mdx_client_get(c, "u", mdx_val_int(1), &body, &blen));
     assert_mp(body, blen, "{\"a\":1}");
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
     unlink(path);
 }
 
@@ -479,9 +473,9 @@ static void bad_addresses_are_refused(void **state)
 static void pipelined_10000_requests_come_back_in_order(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
     OK(c, mdx_client_create_collection(c, "p"));
 
     /* Request i: a put of key i/3 when i%3 == 0, a get of that key when i%3 == 1, and when
@@ -561,15 +555,15 @@ static void pipelined_10000_requests_come_back_in_order(void **state)
     mdx_client_counters(c, &after);
     assert_int_equal(after.connects, 1);
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 static void small_batch_goes_out_in_one_write(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
     OK(c, mdx_client_connect(c));
     OK(c, mdx_client_create_collection(c, "w"));
     for (int round = 0; round < 3; round++) {
@@ -594,15 +588,15 @@ static void small_batch_goes_out_in_one_write(void **state)
     OK(c, mdx_client_read_reply(c, &r));
     assert_int_equal(r.op, MDX_OP_PING);
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 static void pipelined_typed_decoders_and_busy(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    mdx_client_t *c = client_port(srv.port);
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
     OK(c, mdx_client_queue_create_collection(c, "q"));
     OK(c, mdx_client_queue_create_index(c, "q", "by_n", "n", MDX_CLIENT_SKIPLIST, 0));
     OK(c, mdx_client_queue_put(c, "q", mdx_val_str("a"), "\x81\xa1n\x01", 4, NULL));
@@ -682,7 +676,7 @@ static void pipelined_typed_decoders_and_busy(void **state)
     assert_false(mdx_client_is_connected(c));
     OK(c, mdx_client_ping(c));
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 /* ---- reconnecting ---- */
@@ -690,13 +684,13 @@ static void pipelined_typed_decoders_and_busy(void **state)
 static void reconnects_after_the_server_restarts(void **state)
 {
     (void)state;
-    mdx_srv_t srv;
-    mdx_srv_start(&srv, NULL);
-    int port = srv.port;
+    srv_t srv;
+    srv_start(&srv, NULL);
+    int port = srv.srv.port;
     mdx_client_t *c = client_port(port);
     OK(c, mdx_client_create_collection(c, "r"));
     put_json(c, "r", mdx_val_int(1), "{\"a\":1}");
-    stop_ok(&srv);
+    srv_stop(&srv);
 
     /* Server down: an idempotent call retries, then reports the lost connection. */
     const uint8_t *body;
@@ -707,8 +701,8 @@ static void reconnects_after_the_server_restarts(void **state)
 
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    mdx_srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
-    assert_int_equal(srv.port, port);
+    srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
+    assert_int_equal(srv.srv.port, port);
     OK(c, mdx_client_create_collection(c, "r"));
     mdx_client_counters_t cnt;
     mdx_client_counters(c, &cnt);
@@ -716,8 +710,8 @@ static void reconnects_after_the_server_restarts(void **state)
 
     /* Restart again with the client connected: the put (not idempotent) still goes through,
      * because the closed connection is noticed before the put is written. */
-    stop_ok(&srv);
-    mdx_srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
+    srv_stop(&srv);
+    srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
     assert_true(mdx_client_is_connected(c));
     OK(c, mdx_client_create_collection(c, "r"));
     put_json(c, "r", mdx_val_int(2), "{\"b\":2}");
@@ -727,8 +721,8 @@ static void reconnects_after_the_server_restarts(void **state)
     assert_int_equal(cnt.connects, 3);
 
     /* And a pipeline after a restart. */
-    stop_ok(&srv);
-    mdx_srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
+    srv_stop(&srv);
+    srv_start(&srv, (const char *const[]){"--listen", listen, NULL});
     OK(c, mdx_client_queue_ping(c));
     OK(c, mdx_client_queue_ping(c));
     OK(c, mdx_client_flush(c));
@@ -738,7 +732,7 @@ static void reconnects_after_the_server_restarts(void **state)
     mdx_client_counters(c, &cnt);
     assert_int_equal(cnt.connects, 4);
     mdx_client_free(c);
-    stop_ok(&srv);
+    srv_stop(&srv);
 }
 
 int main(void)
