@@ -122,11 +122,20 @@ static int wait_fd(int fd, short events, int timeout_ms)
     }
 }
 
+/* strerror is not thread-safe; the XSI strerror_r is (_POSIX_C_SOURCE selects it). */
+static const char *errstr(int err, char *buf, size_t n)
+{
+    if (strerror_r(err, buf, n))
+        snprintf(buf, n, "error %d", err);
+    return buf;
+}
+
 static int lost(mdx_client_t *c, const char *what, int err)
 {
+    char eb[128];
     mdx__cl_disconnect(c);
     return mdx__cl_fail(c, MDX_CLIENT_ERR_TRANSPORT, MDX_ECONNLOST, "%s %s: %s", what, c->addr,
-                        err ? strerror(err) : "connection closed by the server");
+                        err ? errstr(err, eb, sizeof(eb)) : "connection closed by the server");
 }
 
 static int timed_out(mdx_client_t *c, const char *what, int waited_ms)
@@ -220,8 +229,9 @@ static int connect_any(mdx_client_t *c, int64_t deadline)
             return mdx__cl_fail(c, MDX_CLIENT_ERR_TRANSPORT, MDX_ETIMEOUT,
                                 "connect to %s: timed out after %d ms", c->addr,
                                 (int)(mdx__cl_now_ms() - start));
+        char eb[128];
         return mdx__cl_fail(c, MDX_CLIENT_ERR_TRANSPORT, MDX_ECONNLOST, "connect to %s: %s",
-                            c->addr, strerror(err));
+                            c->addr, errstr(err, eb, sizeof(eb)));
     }
     c->fd = fd;
     c->in.len = 0;
@@ -337,6 +347,11 @@ static int send_bytes(mdx_client_t *c, const uint8_t *data, size_t len, size_t *
             long m = read_some(c);
             if (m == 0)
                 return lost(c, "write to", 0);
+            if (m == -2 && errno == ENOMEM) {
+                mdx__cl_disconnect(c);
+                return mdx__cl_fail(c, MDX_CLIENT_ERR_LOCAL, MDX_ENOMEM,
+                                    "no memory for replies from %s", c->addr);
+            }
             if (m == -2)
                 return lost(c, "write to", errno);
             if (m > 0)
@@ -377,7 +392,7 @@ static int hello_reply(mdx_client_t *c, const uint8_t *payload, size_t len, uint
     const uint8_t *body;
     size_t blen;
     if (mdx_resp_decode(payload, len, &rid, &status, &body, &blen) || status < 0 ||
-        (rid != id && rid != 0)) {
+        (rid != id && !(rid == 0 && status > 0))) {
         mdx__cl_disconnect(c);
         return mdx__cl_fail(c, MDX_CLIENT_ERR_TRANSPORT, MDX_EPROTO,
                             "%s does not speak the memdex protocol", c->addr);

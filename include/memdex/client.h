@@ -25,6 +25,8 @@
  *   update, create/drop) is retried only when none of its bytes were sent (the connection could
  *   not be opened, or was found closed before sending); once it may have reached the server,
  *   a lost reply is reported as MDX_ECONNLOST (or MDX_ETIMEOUT) and it is never resent.
+ *   Server errors are answers and are not retried, except MDX_EMAXCLIENTS and MDX_ESHUTDOWN
+ *   (the server turned the connection away), which are retried under the same rules.
  *   Pipelined requests are never retried.
  * - Threads: a client handle is not thread-safe. Use one handle per thread (or serialize all
  *   calls on a handle yourself). Handles share no mutable state, so different handles may be

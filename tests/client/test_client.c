@@ -11,12 +11,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "memdex/client.h"
 #include "tests/client/srv.h"
 #include "tests/integration/harness.h"
@@ -679,6 +681,168 @@ static void pipelined_typed_decoders_and_busy(void **state)
     srv_stop(&srv);
 }
 
+/* ---- memory ---- */
+
+/* One round of blocking calls and a pipeline; returns 0 or the first error. */
+static int some_calls(mdx_client_t *c, int round)
+{
+    const uint8_t *body;
+    size_t blen;
+    mdx_client_find_t f;
+    int rc = mdx_client_put(c, "m", mdx_val_int(round), "\x81\xa1n\x01", 4, NULL);
+    if (!rc)
+        rc = mdx_client_get(c, "m", mdx_val_int(round), &body, &blen);
+    if (!rc)
+        rc = mdx_client_find(c, "m", "by_n", NULL, &f);
+    for (int i = 0; i < 300 && !rc; i++)
+        rc = mdx_client_queue_put(c, "m", mdx_val_int(1000 + i), "\x81\xa1n\x02", 4, NULL);
+    if (!rc)
+        rc = mdx_client_flush(c);
+    while (!rc && mdx_client_pending(c) > 0) {
+        mdx_client_reply_t r;
+        rc = mdx_client_read_reply(c, &r);
+    }
+    return rc;
+}
+
+static void steady_state_does_not_allocate(void **state)
+{
+    (void)state;
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
+    OK(c, mdx_client_create_collection(c, "m"));
+    OK(c, mdx_client_create_index(c, "m", "by_n", "n", MDX_CLIENT_SKIPLIST, 0));
+    OK(c, some_calls(c, 0)); /* buffers grow to size */
+    OK(c, some_calls(c, 1));
+    uint64_t before = mdx_alloc_count();
+    for (int round = 2; round < 10; round++)
+        OK(c, some_calls(c, round));
+    assert_int_equal(mdx_alloc_count(), before);
+    mdx_client_free(c);
+    srv_stop(&srv);
+}
+
+/* Every allocation the client makes may fail: the call returns MDX_ENOMEM (a local error),
+ * leaks nothing (ASan checks at exit), and the client works again afterwards. */
+static void out_of_memory_anywhere_is_reported_and_recovered(void **state)
+{
+    (void)state;
+#if MDX_FAULT_INJECTION
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *admin = client_port(srv.srv.port);
+    OK(admin, mdx_client_create_collection(admin, "m"));
+    OK(admin, mdx_client_create_index(admin, "m", "by_n", "n", MDX_CLIENT_SKIPLIST, 0));
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", srv.srv.port);
+    mdx_client_opts_t o;
+    mdx_client_opts_init(&o);
+    o.addr = addr;
+    int failures = 0;
+    for (long n = 0;; n++) {
+        assert_true(n < 1000);
+        mdx_client_t *c = NULL;
+        mdx_alloc_fail_after(n);
+        int rc = mdx_client_new(&o, &c);
+        if (!rc)
+            rc = some_calls(c, (int)n);
+        int injected = mdx_alloc_fail_triggered();
+        mdx_alloc_fail_reset();
+        if (!injected) {
+            OK(c, rc);
+            mdx_client_free(c);
+            break;
+        }
+        failures++;
+        if (rc != MDX_ENOMEM)
+            fail_msg("allocation %ld failed: rc %d (%s)", n, rc, c ? mdx_client_errmsg(c) : "");
+        if (c) {
+            assert_int_equal(mdx_client_err_kind(c), MDX_CLIENT_ERR_LOCAL);
+            /* the same client recovers */
+            if (mdx_client_pending(c) == 0)
+                OK(c, mdx_client_ping(c));
+            mdx_client_close(c);
+            OK(c, some_calls(c, (int)n));
+            mdx_client_free(c);
+        }
+    }
+    assert_true(failures >= 5);
+    mdx_client_free(admin);
+    srv_stop(&srv);
+#else
+    skip();
+#endif
+}
+
+/* ---- threads ---- */
+
+typedef struct {
+    int port;
+    int thread;
+    int ok;
+} worker_t;
+
+/* Each thread owns a client: pipelined puts of its own keys, then gets that check them. */
+static void *worker(void *arg)
+{
+    worker_t *w = arg;
+    mdx_client_t *c = client_port(w->port);
+    enum { N = 2000 };
+    uint8_t body[16];
+    int ok = 1;
+    for (int i = 0; i < N && ok; i++) {
+        size_t n = 0;
+        body[n++] = 0x81;
+        body[n++] = 0xa1;
+        body[n++] = 'v';
+        body[n++] = 0xcd; /* uint16 */
+        body[n++] = (uint8_t)(i >> 8);
+        body[n++] = (uint8_t)i;
+        ok = mdx_client_queue_put(c, "t", mdx_val_int((int64_t)w->thread * N + i), body, n, NULL) ==
+             0;
+    }
+    for (int i = 0; i < N && ok; i++) {
+        mdx_client_reply_t r;
+        ok = mdx_client_read_reply(c, &r) == 0;
+    }
+    for (int i = 0; i < N && ok; i += 97) {
+        const uint8_t *b;
+        size_t blen;
+        int64_t v = -1;
+        ok = mdx_client_get(c, "t", mdx_val_int((int64_t)w->thread * N + i), &b, &blen) == 0 && b &&
+             mdx_field_int(b, blen, "v", &v) == 0 && v == i;
+    }
+    mdx_client_free(c);
+    w->ok = ok;
+    return NULL;
+}
+
+static void one_client_per_thread(void **state)
+{
+    (void)state;
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *c = client_port(srv.srv.port);
+    OK(c, mdx_client_create_collection(c, "t"));
+    enum { T = 4 };
+    pthread_t th[T];
+    worker_t w[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (worker_t){srv.srv.port, i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(w[i].ok);
+    }
+    mdx_client_stats_t st;
+    OK(c, mdx_client_stats(c, &st));
+    assert_int_equal(st.records, T * 2000);
+    mdx_client_free(c);
+    srv_stop(&srv);
+}
+
 /* ---- reconnecting ---- */
 
 static void reconnects_after_the_server_restarts(void **state)
@@ -746,6 +910,9 @@ int main(void)
         cmocka_unit_test(pipelined_10000_requests_come_back_in_order),
         cmocka_unit_test(small_batch_goes_out_in_one_write),
         cmocka_unit_test(pipelined_typed_decoders_and_busy),
+        cmocka_unit_test(steady_state_does_not_allocate),
+        cmocka_unit_test(out_of_memory_anywhere_is_reported_and_recovered),
+        cmocka_unit_test(one_client_per_thread),
         cmocka_unit_test(reconnects_after_the_server_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
