@@ -1,0 +1,578 @@
+/*
+ * The memdex CLI in one-shot and script mode against a real memdexd (started once for the
+ * group on a free port by the integration harness): the exact stdout, stderr and exit status
+ * of every command, usage and connection errors, import with bad lines, and the export/import
+ * round trip, byte for byte.
+ *
+ * Each run of the CLI gets its stdin from a temporary file and writes stdout and stderr to
+ * temporary files, so no pipe can fill; the test waits for the child through a pipe that only
+ * the child holds open (no sleeping), and kills it after MDX_TEST_TIMEOUT_MS.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+static mdx_srv_t srv;
+static char portstr[16];
+static char sockpath[64];
+
+typedef struct {
+    int status; /* exit status, or 128 + signal */
+    char *out, *err;
+} run_t;
+
+static char *slurp_file(FILE *f)
+{
+    fflush(f);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    rewind(f);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Runs memdex with the connection flags for the test server, then args (NULL-terminated).
+ * input: its stdin (NULL: empty). */
+static run_t run_in(const char *input, const char *const *args)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = MEMDEX_PATH;
+    argv[n++] = "-p";
+    argv[n++] = portstr;
+    argv[n++] = "--timeout";
+    argv[n++] = "20000";
+    for (int i = 0; args[i]; i++) {
+        assert_true(n < 63);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    FILE *fi = tmpfile(), *fo = tmpfile(), *fe = tmpfile();
+    assert_non_null(fi);
+    assert_non_null(fo);
+    assert_non_null(fe);
+    if (input)
+        fputs(input, fi);
+    fflush(fi);
+    rewind(fi);
+    int alive[2];
+    assert_int_equal(pipe(alive), 0);
+    fcntl(alive[0], F_SETFD, FD_CLOEXEC);
+    fcntl(alive[1], F_SETFD, FD_CLOEXEC);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fileno(fi), 0);
+        dup2(fileno(fo), 1);
+        dup2(fileno(fe), 2);
+        /* The write end stays open across exec (fd 3): EOF on it means the child is gone. */
+        dup2(alive[1], 3);
+        execv(argv[0], (char *const *)argv);
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(alive[1]);
+    struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+    int pr;
+    while ((pr = poll(&pf, 1, MDX_TEST_TIMEOUT_MS)) < 0 && errno == EINTR)
+        ;
+    if (pr == 0)
+        kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(alive[0]);
+    assert_int_not_equal(pr, 0); /* timed out */
+    run_t r;
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp_file(fo);
+    r.err = slurp_file(fe);
+    fclose(fi);
+    fclose(fo);
+    fclose(fe);
+    return r;
+}
+
+#define RUN(...)           run_in(NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define RUN_IN(input, ...) run_in(input, (const char *const[]){__VA_ARGS__, NULL})
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Asserts the exact status, stdout and stderr (NULL: not checked). */
+#define expect(r, st, o, e) expect_(__FILE__, __LINE__, r, st, o, e)
+static void expect_(const char *file, int line, run_t r, int status, const char *out,
+                    const char *err)
+{
+    if (r.status != status || (out && strcmp(r.out, out) != 0) ||
+        (err && strcmp(r.err, err) != 0)) {
+        print_error("%s:%d: got status %d\n--- stdout:\n%s--- stderr:\n%s---\n"
+                    "want status %d\n--- stdout:\n%s--- stderr:\n%s---\n",
+                    file, line, r.status, r.out, r.err, status, out ? out : "(any)\n",
+                    err ? err : "(any)\n");
+        run_free(&r);
+        fail();
+    }
+    run_free(&r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(sockpath, sizeof(sockpath), "/tmp/memdex-cli-test-%d.sock", (int)getpid());
+    const char *extra[] = {"--unix", sockpath, NULL};
+    mdx_srv_start(&srv, extra);
+    snprintf(portstr, sizeof(portstr), "%d", srv.port);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mdx_srv_stop(&srv, 0);
+    unlink(sockpath);
+    return 0;
+}
+
+static char *write_temp(const char *text)
+{
+    char *path = strdup("/tmp/memdex-cli-XXXXXX");
+    assert_non_null(path);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+/* ---- tests ---- */
+
+static void help_lists_every_command_with_an_example(void **state)
+{
+    (void)state;
+    static const char *const cmds[] = {"ping",
+                                       "create-collection",
+                                       "drop-collection",
+                                       "collections",
+                                       "create-index",
+                                       "drop-index",
+                                       "indexes",
+                                       "put",
+                                       "get",
+                                       "mget",
+                                       "delete",
+                                       "update",
+                                       "find",
+                                       "count",
+                                       "scan",
+                                       "ttl-set",
+                                       "ttl-get",
+                                       "ttl-clear",
+                                       "stats",
+                                       "import",
+                                       "export",
+                                       "help"};
+    run_t r = RUN("--help");
+    assert_int_equal(r.status, 0);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "\n  %-18s ", cmds[i]);
+        if (!strstr(r.out, want))
+            fail_msg("--help does not list '%s'", cmds[i]);
+        snprintf(want, sizeof(want), "e.g. memdex %s", cmds[i]);
+        if (!strstr(r.out, want))
+            fail_msg("--help has no example of '%s'", cmds[i]);
+    }
+    run_free(&r);
+    expect(RUN("help", "ttl-set"), 0,
+           "usage: memdex ttl-set COLL KEY MS [--str-key]\n\n"
+           "make a record expire in MS milliseconds.\n\n"
+           "Flags:\n"
+           "  --str-key          take KEY arguments as strings, even number-looking ones\n\n"
+           "Example:\n"
+           "  memdex ttl-set users 1 60000\n",
+           "");
+}
+
+static void ping_prints_pong(void **state)
+{
+    (void)state;
+    expect(RUN("ping"), 0, "pong\n", "");
+    expect(RUN("--raw", "ping"), 0, "a4706f6e67\n", "");
+    /* The same server over its Unix socket. */
+    run_t r = run_in(NULL, (const char *const[]){"-s", sockpath, "ping", NULL});
+    expect(r, 0, "pong\n", "");
+}
+
+static void collections_are_created_listed_and_dropped(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "c1"), 0, "OK\n", "");
+    expect(RUN("create-collection", "c1"), 1, "",
+           "error: COLLEXISTS: collection 'c1' already exists\n");
+    expect(RUN("create-index", "c1", "by_n", "n", "--kind", "hash", "--unique"), 0, "OK\n", "");
+    expect(
+        RUN("indexes", "c1"), 0,
+        "[{\"name\":\"by_n\",\"field\":\"n\",\"kind\":\"hash\",\"unique\":true,\"entries\":0}]\n",
+        "");
+    expect(RUN("collections"), 0,
+           "[{\"name\":\"c1\",\"records\":0,\"indexes\":[{\"name\":\"by_n\",\"field\":\"n\","
+           "\"kind\":\"hash\",\"unique\":true,\"entries\":0}]}]\n",
+           "");
+    expect(RUN("drop-index", "c1", "by_n"), 0, "OK\n", "");
+    expect(RUN("indexes", "c1"), 0, "[]\n", "");
+    expect(RUN("drop-collection", "c1"), 0, "OK\n", "");
+    expect(RUN("drop-collection", "c1"), 1, "", "error: NOCOLL: no collection named 'c1'\n");
+    expect(RUN("collections"), 0, "[]\n", "");
+}
+
+static void records_are_put_read_updated_and_deleted(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "users"), 0, "OK\n", "");
+    expect(RUN("put", "users", "1", "{\"name\":\"ann\",\"age\":31}"), 0, "OK\n", "");
+    expect(RUN("get", "users", "1"), 0, "{\"name\":\"ann\",\"age\":31}\n", "");
+    /* "1" (quoted) and --str-key name the string key "1", another record. */
+    expect(RUN("get", "users", "\"1\""), 0, "null\n", "");
+    expect(RUN("put", "users", "1", "{\"s\":\"one\"}", "--str-key"), 0, "OK\n", "");
+    expect(RUN("get", "users", "\"1\""), 0, "{\"s\":\"one\"}\n", "");
+    expect(RUN("get", "users", "1"), 0, "{\"name\":\"ann\",\"age\":31}\n", "");
+    /* Words that are not integers are string keys; binary keys are {"$bin": hex}. */
+    expect(RUN("put", "users", "bob", "{\"name\":\"bob\",\"age\":25.5}"), 0, "OK\n", "");
+    expect(RUN("put", "users", "{\"$bin\":\"00ff\"}", "{\"b\":{\"$bin\":\"0102\"}}"), 0, "OK\n",
+           "");
+    expect(RUN("mget", "users", "1", "bob", "{\"$bin\":\"00ff\"}", "404"), 0,
+           "[{\"name\":\"ann\",\"age\":31},{\"name\":\"bob\",\"age\":25.5},"
+           "{\"b\":{\"$bin\":\"0102\"}},null]\n",
+           "");
+    expect(RUN("--raw", "get", "users", "1"), 0, "82a46e616d65a3616e6ea36167651f\n", "");
+    expect(RUN("put", "users", "bob", "{}", "--mode", "insert"), 1, "", NULL);
+    expect(RUN("update", "users", "1", "--set", "{\"age\":32,\"nick\":\"a\"}"), 0, "OK\n", "");
+    expect(RUN("update", "users", "1", "--unset", "nick,none"), 0, "OK\n", "");
+    expect(RUN("get", "users", "1"), 0, "{\"name\":\"ann\",\"age\":32}\n", "");
+    expect(RUN("delete", "users", "bob"), 0, "1\n", "");
+    expect(RUN("delete", "users", "bob"), 0, "0\n", "");
+    expect(RUN("get", "users", "bob"), 0, "null\n", "");
+    /* A dash followed by a digit is never a flag: negative keys need no "--". */
+    expect(RUN("put", "users", "-7", "{\"neg\":true}"), 0, "OK\n", "");
+    expect(RUN("get", "users", "-7"), 0, "{\"neg\":true}\n", "");
+    expect(RUN("drop-collection", "users"), 0, "OK\n", "");
+}
+
+static void find_count_and_scan_page_through_records(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "people"), 0, "OK\n", "");
+    expect(RUN("create-index", "people", "by_age", "age", "--kind", "skiplist"), 0, "OK\n", "");
+    expect(RUN("put", "people", "1", "{\"name\":\"ann\",\"age\":31}"), 0, "OK\n", "");
+    expect(RUN("put", "people", "2", "{\"name\":\"bob\",\"age\":25}"), 0, "OK\n", "");
+    expect(RUN("put", "people", "3", "{\"name\":\"cy\",\"age\":40}"), 0, "OK\n", "");
+    expect(RUN("find", "people", "by_age", "--ge", "30", "--limit", "1"), 0,
+           "{\"records\":[[1,{\"name\":\"ann\",\"age\":31}]],\"more\":true,\"cursor\":[31,1]}\n",
+           "");
+    expect(RUN("find", "people", "by_age", "--ge", "30", "--limit", "1", "--after", "[31,1]"), 0,
+           "{\"records\":[[3,{\"name\":\"cy\",\"age\":40}]],\"more\":false,\"cursor\":null}\n", "");
+    expect(RUN("find", "people", "by_age", "--desc", "--limit", "2", "--offset", "1"), 0,
+           "{\"records\":[[1,{\"name\":\"ann\",\"age\":31}],[2,{\"name\":\"bob\",\"age\":25}]],"
+           "\"more\":false,\"cursor\":null}\n",
+           "");
+    expect(RUN("find", "people", "by_age", "--eq", "25"), 0,
+           "{\"records\":[[2,{\"name\":\"bob\",\"age\":25}]],\"more\":false,\"cursor\":null}\n",
+           "");
+    expect(RUN("count", "people", "by_age", "--ge", "18", "--lt", "40"), 0, "2\n", "");
+    expect(RUN("count", "people", "by_age"), 0, "3\n", "");
+    expect(RUN("find", "people", "by_age", "--eq", "25", "--ge", "1"), 1, "",
+           "error: BADARGS: argument 'eq' cannot be combined with 'ge'\n");
+    expect(RUN("find", "people", "nope"), 1, "", NULL);
+    expect(RUN("delete", "people", "3"), 0, "1\n", "");
+    expect(RUN("delete", "people", "1"), 0, "1\n", "");
+    expect(RUN("scan", "people", "--limit", "10"), 0,
+           "{\"records\":[[2,{\"name\":\"bob\",\"age\":25}]],\"cursor\":0}\n", "");
+    expect(RUN("drop-collection", "people"), 0, "OK\n", "");
+}
+
+static void ttl_is_set_read_and_cleared(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "tt"), 0, "OK\n", "");
+    expect(RUN("put", "tt", "k", "{}", "--ttl", "600000"), 0, "OK\n", "");
+    run_t r = RUN("ttl-get", "tt", "k");
+    assert_int_equal(r.status, 0);
+    long ms = strtol(r.out, NULL, 10);
+    assert_true(ms > 500000 && ms <= 600000);
+    run_free(&r);
+    expect(RUN("ttl-set", "tt", "k", "900000"), 0, "OK\n", "");
+    r = RUN("ttl-get", "tt", "k");
+    ms = strtol(r.out, NULL, 10);
+    assert_true(ms > 800000 && ms <= 900000);
+    run_free(&r);
+    expect(RUN("ttl-clear", "tt", "k"), 0, "OK\n", "");
+    expect(RUN("ttl-get", "tt", "k"), 0, "-1\n", "");
+    expect(RUN("ttl-get", "tt", "nope"), 1, "", NULL);
+    expect(RUN("drop-collection", "tt"), 0, "OK\n", "");
+}
+
+static void stats_print_readably_and_as_json(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "st"), 0, "OK\n", "");
+    expect(RUN("put", "st", "1", "{\"a\":1}"), 0, "OK\n", "");
+    run_t r = RUN("stats");
+    assert_int_equal(r.status, 0);
+    static const char *const lines[] = {"\nuptime       ",
+                                        "\nconnections  current ",
+                                        "\ncommands     ",
+                                        "\nrecords      1\n",
+                                        "\nmemory       ",
+                                        "\ncollections\n  st             "
+                                        "records 1, memory "};
+    char *text = malloc(strlen(r.out) + 2);
+    assert_non_null(text);
+    text[0] = '\n';
+    strcpy(text + 1, r.out);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (!strstr(text, lines[i]))
+            fail_msg("stats output lacks '%s':\n%s", lines[i], r.out);
+    free(text);
+    run_free(&r);
+    r = RUN("stats", "--json");
+    assert_int_equal(r.status, 0);
+    assert_true(strncmp(r.out, "{\"uptime_s\":", 12) == 0);
+    assert_non_null(strstr(r.out, "\"collections\":{\"st\":{\"records\":1,"));
+    run_free(&r);
+    expect(RUN("drop-collection", "st"), 0, "OK\n", "");
+}
+
+static void errors_name_their_code_and_set_the_exit_status(void **state)
+{
+    (void)state;
+    expect(RUN("get", "nocoll", "1"), 1, "", "error: NOCOLL: no collection named 'nocoll'\n");
+    expect(RUN("frobnicate"), 2, "",
+           "memdex: unknown command 'frobnicate' (memdex --help lists them)\n");
+    expect(RUN("put", "x", "1", "{\"a\":}"), 2, "",
+           "memdex: put: BODY: invalid JSON at offset 5: unexpected character\n"
+           "usage: memdex put COLL KEY BODY [--mode upsert|insert|replace] [--ttl MS] "
+           "[--keep-ttl] [--str-key]\n");
+    expect(RUN("scan", "x", "--limit", "ten"), 2, "",
+           "memdex: scan: --limit needs a non-negative integer, not 'ten'\n"
+           "usage: memdex scan COLL [--cursor N] [--limit N]\n");
+    expect(RUN("get", "x"), 2, "",
+           "memdex: get: missing arguments\nusage: memdex get COLL KEY [--str-key]\n");
+    expect(RUN("get", "x", "1", "--limit", "3"), 2, "",
+           "memdex: get: --limit is not a flag of this command\n"
+           "usage: memdex get COLL KEY [--str-key]\n");
+    expect(RUN("get", "x", "99999999999999999999"), 2, "", NULL);
+    /* Nothing listens on a port we bound and closed: a connection error, status 3. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
+    run_t r = RUN("ping", "-p", port);
+    assert_int_equal(r.status, 3);
+    assert_true(strncmp(r.err, "error: CONNLOST: ", 17) == 0);
+    run_free(&r);
+}
+
+static void script_mode_runs_stdin_line_by_line(void **state)
+{
+    (void)state;
+    expect(RUN_IN("create-collection sc\n"
+                  "put sc 1 {\"name\": \"ann\", \"tags\": [\"a\", \"b c\"]}\n"
+                  "# a comment\n"
+                  "\n"
+                  "get sc 1\n"
+                  "get sc 'word with blanks'\n"
+                  "get nocoll 1\n"
+                  "drop-collection sc\n",
+                  "--timeout", "20000"),
+           1, "OK\nOK\n{\"name\":\"ann\",\"tags\":[\"a\",\"b c\"]}\nnull\nOK\n",
+           "error: NOCOLL: no collection named 'nocoll'\n");
+}
+
+static const char bad_file[] = "{\"id\":1,\"name\":\"a\"}\n"
+                               "{\"id\":2,\"name\":\"b\"}\n"
+                               "{\"id\":3,\"name\":}\n"
+                               "{\"id\":4,\"name\":\"d\"}\n"
+                               "{\"name\":\"no id\"}\n"
+                               "\n"
+                               "{\"id\":5,\"name\":\"e\"}";
+
+static void import_reports_bad_lines_and_loads_the_rest(void **state)
+{
+    (void)state;
+    char *path = write_temp(bad_file);
+    run_t r = RUN("import", "imp", path, "--key", "id");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "line 3: INVAL: invalid JSON at column 16: unexpected character\n"
+                               "line 5: INVAL: no field 'id' (the key, from --key)\n");
+    assert_true(strncmp(r.out, "imported 4 records in ", 22) == 0);
+    assert_non_null(strstr(r.out, " records/s), 2 bad lines\n"));
+    run_free(&r);
+    expect(RUN("export", "imp", "--key", "id"), 0,
+           "{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"b\"}\n{\"id\":4,\"name\":\"d\"}\n"
+           "{\"id\":5,\"name\":\"e\"}\n",
+           "");
+
+    /* --ignore-bad: the same reports, status 0. */
+    r = RUN("import", "imp2", path, "--key", "id", "--ignore-bad");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "line 3: "));
+    run_free(&r);
+
+    /* --strict stops at line 3: lines 1 and 2 stay imported. */
+    r = RUN("import", "imp3", path, "--key", "id", "--strict");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "line 3: INVAL: invalid JSON at column 16: unexpected character\n"
+                               "import stopped at the first bad line (--strict)\n");
+    assert_true(strncmp(r.out, "imported 2 records in ", 22) == 0);
+    run_free(&r);
+    expect(RUN("export", "imp3"), 0,
+           "{\"key\":1,\"body\":{\"id\":1,\"name\":\"a\"}}\n"
+           "{\"key\":2,\"body\":{\"id\":2,\"name\":\"b\"}}\n",
+           "");
+
+    /* A line the server refuses (a unique index) is reported with its number too. */
+    expect(RUN("create-index", "imp", "by_name", "name", "--kind", "hash", "--unique"), 0, "OK\n",
+           "");
+    char *dup = write_temp("{\"id\":10,\"name\":\"x\"}\n{\"id\":11,\"name\":\"a\"}\n"
+                           "{\"id\":12,\"name\":\"y\"}\n");
+    r = RUN("import", "imp", dup, "--key", "id");
+    assert_int_equal(r.status, 1);
+    assert_true(strncmp(r.err, "line 2: UNIQUE: ", 16) == 0);
+    assert_true(strncmp(r.out, "imported 2 records in ", 22) == 0);
+    run_free(&r);
+    unlink(dup);
+    free(dup);
+    expect(RUN("drop-collection", "imp"), 0, "OK\n", "");
+    expect(RUN("drop-collection", "imp2"), 0, "OK\n", "");
+    expect(RUN("drop-collection", "imp3"), 0, "OK\n", "");
+    unlink(path);
+    free(path);
+}
+
+static void export_then_import_round_trips_byte_for_byte(void **state)
+{
+    (void)state;
+    /* Keys of every kind, values JSON cannot hold directly, and maps that look like tags. */
+    const char *recs[][2] = {
+        {"1", "{\"name\":\"ann\",\"age\":31,\"score\":1.5,\"ok\":true,\"none\":null}"},
+        {"-5", "{\"big\":18446744073709551615,\"small\":-9223372036854775808,\"f\":1e+300}"},
+        {"\"1\"", "{\"s\":\"tab\\there \\\"quoted\\\" \\u0001 é 😀\"}"},
+        {"word", "{\"nested\":{\"a\":[1,[2,{\"b\":[]}],{}],\"z\":-0.0}}"},
+        {"{\"$bin\":\"\"}", "{\"empty bin key\":{\"$bin\":\"\"}}"},
+        {"{\"$bin\":\"00ff10\"}", "{\"b\":{\"$bin\":\"deadbeef\"}}"},
+        {"{\"$str\":\"ff00\"}", "{\"bad utf8\":{\"$str\":\"c3\"}}"},
+        {"x", "{\"tag\":{\"$map\":{\"$bin\":\"not binary\"}},\"nan\":{\"$float\":\"NaN\"}}"},
+        {"y", "{\"intkeys\":{\"$map\":[[1,\"one\"],[{\"$bin\":\"01\"},2]]},"
+              "\"ext\":{\"$ext\":[5,\"0102\"]}}"},
+    };
+    size_t n = sizeof(recs) / sizeof(recs[0]);
+    expect(RUN("create-collection", "rt1"), 0, "OK\n", "");
+    for (size_t i = 0; i < n; i++)
+        expect(RUN("put", "rt1", recs[i][0], recs[i][1]), 0, "OK\n", "");
+    run_t e1 = RUN("export", "rt1");
+    assert_int_equal(e1.status, 0);
+    assert_string_equal(e1.err, "");
+    /* Sorted by key: integers, then strings, then binaries. */
+    assert_true(strncmp(e1.out, "{\"key\":-5,", 10) == 0);
+    char *path = write_temp(e1.out);
+    run_t r = RUN("import", "rt2", path);
+    assert_int_equal(r.status, 0);
+    assert_true(strncmp(r.out, "imported 9 records in ", 22) == 0);
+    run_free(&r);
+    run_t e2 = RUN("export", "rt2");
+    assert_int_equal(e2.status, 0);
+    assert_string_equal(e2.out, e1.out);
+    /* The stored bodies are the same bytes too. */
+    for (size_t i = 0; i < n; i++) {
+        run_t a = RUN("--raw", "get", "rt1", recs[i][0]),
+              b = RUN("--raw", "get", "rt2", recs[i][0]);
+        assert_int_equal(a.status, 0);
+        assert_string_equal(a.out, b.out);
+        run_free(&a);
+        run_free(&b);
+    }
+    /* --unsorted writes the same lines in scan order. */
+    r = RUN("export", "rt2", "--unsorted");
+    assert_int_equal(r.status, 0);
+    assert_int_equal(strlen(r.out), strlen(e1.out));
+    run_free(&r);
+    /* --key: only when every body holds its key. */
+    r = RUN("export", "rt1", "--key", "name");
+    assert_int_equal(r.status, 1);
+    run_free(&r);
+    run_free(&e1);
+    run_free(&e2);
+    unlink(path);
+    free(path);
+    expect(RUN("drop-collection", "rt1"), 0, "OK\n", "");
+    expect(RUN("drop-collection", "rt2"), 0, "OK\n", "");
+}
+
+static void import_reads_many_records_from_stdin(void **state)
+{
+    (void)state;
+    /* Enough records for several pipelined batches, through stdin. */
+    size_t n = 20000;
+    char *in = malloc(n * 48);
+    assert_non_null(in);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(in + len, "{\"id\":%zu,\"v\":\"r%zu\"}\n", i, i);
+    run_t r = RUN_IN(in, "import", "many", "-", "--key", "id");
+    free(in);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    assert_true(strncmp(r.out, "imported 20000 records in ", 26) == 0);
+    run_free(&r);
+    expect(RUN("get", "many", "19999"), 0, "{\"id\":19999,\"v\":\"r19999\"}\n", "");
+    expect(RUN("drop-collection", "many"), 0, "OK\n", "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(help_lists_every_command_with_an_example),
+        cmocka_unit_test(ping_prints_pong),
+        cmocka_unit_test(collections_are_created_listed_and_dropped),
+        cmocka_unit_test(records_are_put_read_updated_and_deleted),
+        cmocka_unit_test(find_count_and_scan_page_through_records),
+        cmocka_unit_test(ttl_is_set_read_and_cleared),
+        cmocka_unit_test(stats_print_readably_and_as_json),
+        cmocka_unit_test(errors_name_their_code_and_set_the_exit_status),
+        cmocka_unit_test(script_mode_runs_stdin_line_by_line),
+        cmocka_unit_test(import_reports_bad_lines_and_loads_the_rest),
+        cmocka_unit_test(export_then_import_round_trips_byte_for_byte),
+        cmocka_unit_test(import_reads_many_records_from_stdin),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
