@@ -66,6 +66,8 @@ static void usage(FILE *f)
           "commands:\n"
           "  embedded   micro-benchmarks of the engine linked in-process\n"
           "             (memdex-bench embedded --help for its options)\n"
+          "  net        load generator for memdexd, Redis and Tarantool over the network\n"
+          "             (memdex-bench net --help for its options)\n"
           "\n"
           "options:\n"
           "  -h, --help print this help\n",
@@ -84,6 +86,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "embedded") == 0)
         return bench_embedded_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "net") == 0)
+        return bench_net_main(argc - 1, argv + 1);
     fprintf(stderr, "memdex-bench: unknown command '%s' (try memdex-bench --help)\n", argv[1]);
     return BENCH_EXIT_USAGE;
 }
