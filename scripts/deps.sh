@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libuv1-dev libxxhash-dev libmsgpack-dev \
-libjemalloc-dev libcmocka-dev libedit-dev libjansson-dev $*"
+libjemalloc-dev libcmocka-dev libedit-dev libjansson-dev libhiredis-dev $*"
 
 missing=""
 for p in $PKGS; do
