@@ -3,6 +3,7 @@
 #   make test    ASan+UBSan build, every test through ctest
 #   make release / make asan   build only
 #   make bench   release build of memdex-bench, then the embedded benchmark
+#   make bench-compare  memdex vs Redis vs Tarantool over the network (bench/compare.sh; ~18 min)
 #   make fuzz    libFuzzer targets for a bounded time (clang)
 #   make soak    long randomized model runs
 #   make format  clang-format every C source
@@ -13,7 +14,7 @@ WERROR   ?= 0
 CMAKE    ?= cmake
 GENERATOR_FLAGS ?=
 
-.PHONY: all deps release asan run test bench fuzz soak format clean
+.PHONY: all deps release asan run test bench bench-compare fuzz soak format clean
 
 all: release
 
@@ -37,6 +38,11 @@ test: asan
 
 bench: release
 	$(BUILD)/release/memdex-bench embedded --records 1000000
+
+# Flags for the script: make bench-compare COMPARE_ARGS="--rounds 5 --duration 10"
+COMPARE_ARGS ?=
+bench-compare: release
+	BIN=$(CURDIR)/$(BUILD)/release ./bench/compare.sh $(COMPARE_ARGS)
 
 # Fuzzing: clang with libFuzzer, ASan and UBSan (MDX_FUZZ implies them and libc malloc).
 # Each target runs FUZZ_SECONDS on a scratch copy of its seed corpus, so the checked-in
