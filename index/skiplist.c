@@ -215,6 +215,38 @@ size_t mdx_skiplist_count_before(const mdx_skiplist_t *sl, const mdx_value_t *va
     return rank;
 }
 
+void mdx_skiplist_ranks(const mdx_skiplist_t *sl, const mdx_value_t *lo, const mdx_value_t *lo_pk,
+                        int lo_incl, const mdx_value_t *hi, const mdx_value_t *hi_pk, int hi_incl,
+                        size_t *lo_rank, size_t *hi_rank, mdx_slnode_t **lo_node)
+{
+    int lo_limit = lo_incl ? 1 : 0, hi_limit = hi_incl ? 1 : 0;
+    size_t rx = 0, ry = 0;
+    const mdx_slnode_t *x = sl->header, *y = sl->header;
+    for (int i = sl->level - 1; i >= 0; i--) {
+        if (lo) {
+            while (x->level[i].forward && node_cmp(sl, x->level[i].forward, lo, lo_pk) < lo_limit) {
+                rx += x->level[i].span;
+                x = x->level[i].forward;
+            }
+        }
+        if (hi) {
+            /* x has a link at level i; when it is before hi it is a valid start for y. */
+            if (rx > ry && node_cmp(sl, x, hi, hi_pk) < hi_limit) {
+                y = x;
+                ry = rx;
+            }
+            while (y->level[i].forward && node_cmp(sl, y->level[i].forward, hi, hi_pk) < hi_limit) {
+                ry += y->level[i].span;
+                y = y->level[i].forward;
+            }
+        }
+    }
+    *lo_rank = rx;
+    *hi_rank = hi ? ry : sl->length;
+    if (lo_node)
+        *lo_node = x->level[0].forward;
+}
+
 mdx_slnode_t *mdx_skiplist_at(const mdx_skiplist_t *sl, size_t r)
 {
     if (r >= sl->length)

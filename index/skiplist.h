@@ -69,6 +69,15 @@ mdx_slnode_t *mdx_skiplist_find(const mdx_skiplist_t *sl, const mdx_value_t *val
 size_t mdx_skiplist_count_before(const mdx_skiplist_t *sl, const mdx_value_t *value,
                                  const mdx_value_t *pk, int inclusive);
 
+/** The ranks of two positions in one descent: *lo_rank = count_before(lo, lo_pk, lo_incl)
+ *  (0 when lo is NULL) and *hi_rank = count_before(hi, hi_pk, hi_incl) (length when hi is
+ *  NULL); *lo_node (may be NULL) receives the node at rank *lo_rank (NULL at the end). The hi
+ *  search starts from where the lo search is whenever that node is before hi, so a narrow
+ *  range costs little more than one search. */
+void mdx_skiplist_ranks(const mdx_skiplist_t *sl, const mdx_value_t *lo, const mdx_value_t *lo_pk,
+                        int lo_incl, const mdx_value_t *hi, const mdx_value_t *hi_pk, int hi_incl,
+                        size_t *lo_rank, size_t *hi_rank, mdx_slnode_t **lo_node);
+
 /** The node at 0-based rank r, or NULL when r >= length. O(log n). */
 mdx_slnode_t *mdx_skiplist_at(const mdx_skiplist_t *sl, size_t r);
 

@@ -103,21 +103,19 @@ static int plan_query(mdx_coll_t *c, const mdx_query_t *q, int paged, plan_t *pl
     return 0;
 }
 
-/* Skiplist: the rank range [*start, *end) of the value condition. */
-static void sl_range(const plan_t *pl, const mdx_query_t *q, size_t *start, size_t *end)
+/* Skiplist: the rank range [*start, *end) of the value condition, in one descent; *first is
+ * the node at *start. */
+static void sl_range(const plan_t *pl, const mdx_query_t *q, size_t *start, size_t *end,
+                     mdx_slnode_t **first)
 {
     const mdx_skiplist_t *sl = &pl->ix->sl;
     if (pl->has_eq) {
-        *start = mdx_skiplist_count_before(sl, &pl->eq, NULL, 0);
-        *end = mdx_skiplist_count_before(sl, &pl->eq, NULL, 1);
+        mdx_skiplist_ranks(sl, &pl->eq, NULL, 0, &pl->eq, NULL, 1, start, end, first);
         return;
     }
-    *start = q->lo_kind == MDX_BOUND_OPEN
-                 ? 0
-                 : mdx_skiplist_count_before(sl, &pl->lo, NULL, q->lo_kind == MDX_BOUND_EXCL);
-    *end = q->hi_kind == MDX_BOUND_OPEN
-               ? sl->length
-               : mdx_skiplist_count_before(sl, &pl->hi, NULL, q->hi_kind == MDX_BOUND_INCL);
+    mdx_skiplist_ranks(sl, q->lo_kind ? &pl->lo : NULL, NULL, q->lo_kind == MDX_BOUND_EXCL,
+                       q->hi_kind ? &pl->hi : NULL, NULL, q->hi_kind == MDX_BOUND_INCL, start, end,
+                       first);
 }
 
 static int set_cursor(mdx_coll_t *c, const mdx_value_t *v, const mdx_rec_t *r)
@@ -185,8 +183,10 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         last_v = &pl.eq;
     } else {
         const mdx_skiplist_t *sl = &pl.ix->sl;
-        size_t start, end;
-        sl_range(&pl, q, &start, &end);
+        size_t start, end, lo_start;
+        mdx_slnode_t *first;
+        sl_range(&pl, q, &start, &end, &first);
+        lo_start = start;
         if (pl.has_after) {
             if (!q->desc) {
                 size_t a = mdx_skiplist_count_before(sl, &pl.after_v, &pl.after_pk, 1);
@@ -200,7 +200,9 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         uint64_t skip = q->offset < avail ? q->offset : avail;
         const mdx_slnode_t *node = NULL;
         if (skip < avail)
-            node = mdx_skiplist_at(sl, q->desc ? end - 1 - skip : start + skip);
+            node = (!q->desc && skip == 0 && start == lo_start)
+                       ? first
+                       : mdx_skiplist_at(sl, q->desc ? end - 1 - skip : start + skip);
         for (uint64_t i = skip; node && i < avail && n < q->limit && !stopped; i++) {
             mdx__rec_view(node->rec, &view);
             n++;
@@ -240,7 +242,7 @@ int mdx_count(mdx_coll_t *c, const mdx_query_t *q, uint64_t *out)
         *out = count;
     } else {
         size_t start, end;
-        sl_range(&pl, q, &start, &end);
+        sl_range(&pl, q, &start, &end, NULL);
         *out = end > start ? end - start : 0;
     }
     MEM_END(c);

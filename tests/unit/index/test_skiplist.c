@@ -358,6 +358,44 @@ static void test_count_before_matches_brute_force(void **state)
     free(recs);
 }
 
+/* mdx_skiplist_ranks gives the same ranks as two count_before calls, for bounds in either
+ * order (an empty range included), open bounds, and returns the node at the lower rank. */
+static void test_ranks_match_count_before(void **state)
+{
+    (void)state;
+    rng_state = seed_from_env(7);
+    enum { N = 1200, Q = 4000 };
+    rec_t *recs = calloc(N, sizeof *recs);
+    assert_non_null(recs);
+    mdx_skiplist_t sl;
+    assert_int_equal(mdx_skiplist_init(&sl, rec_pk), 0);
+    for (int i = 0; i < N; i++) {
+        recs[i].key = i;
+        recs[i].val = random_value();
+        assert_int_equal(mdx_skiplist_insert(&sl, &recs[i].val, &recs[i], NULL), 0);
+    }
+    for (int q = 0; q < Q; q++) {
+        mdx_value_t lo = random_value(), hi = random_value();
+        if (rnd() % 4 == 0)
+            hi = lo;
+        mdx_value_t lpk = vint((int64_t)(rnd() % N)), hpk = vint((int64_t)(rnd() % N));
+        const mdx_value_t *lp = rnd() % 2 ? &lpk : NULL, *hp = rnd() % 2 ? &hpk : NULL;
+        int li = (int)(rnd() % 2), hi_incl = (int)(rnd() % 2);
+        int open_lo = rnd() % 5 == 0, open_hi = rnd() % 5 == 0;
+        size_t a, b;
+        mdx_slnode_t *first;
+        mdx_skiplist_ranks(&sl, open_lo ? NULL : &lo, lp, li, open_hi ? NULL : &hi, hp, hi_incl, &a,
+                           &b, &first);
+        size_t wa = open_lo ? 0 : mdx_skiplist_count_before(&sl, &lo, lp, li);
+        size_t wb = open_hi ? sl.length : mdx_skiplist_count_before(&sl, &hi, hp, hi_incl);
+        if (a != wa || b != wb)
+            fail_msg("query %d: ranks (%zu, %zu), expected (%zu, %zu)", q, a, b, wa, wb);
+        assert_ptr_equal(first, mdx_skiplist_at(&sl, wa));
+    }
+    mdx_skiplist_fini(&sl);
+    free(recs);
+}
+
 static void test_at_returns_node_of_each_rank(void **state)
 {
     (void)state;
@@ -779,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_ties_on_value_order_by_pk),
         cmocka_unit_test(test_count_before_each_bound_kind),
         cmocka_unit_test(test_count_before_matches_brute_force),
+        cmocka_unit_test(test_ranks_match_count_before),
         cmocka_unit_test(test_at_returns_node_of_each_rank),
         cmocka_unit_test(test_backward_links_walk_in_reverse),
         cmocka_unit_test(test_random_ops_match_sorted_model),
