@@ -73,7 +73,8 @@ struct mdx_snapshot {
     mdx_buf_t sums; /* header and block checksums, big-endian, for the trailer chain */
     uint64_t records, blocks, queued_total;
 
-    int error; /* owner-side error (ENOMEM) */
+    int error;   /* owner-side error (ENOMEM) */
+    int waiting; /* the last step did nothing: the writer is behind or finishing the file */
     char errmsg[256];
 
     /* shared with the writer thread, under mu */
@@ -549,11 +550,12 @@ static void walk_one(void *data, mdx_hnode_t *node)
     mdx_snapshot_t *s = data;
     mdx_rec_t *r = (mdx_rec_t *)node;
     mdx_coll_t *c = s->colls[s->walk_coll];
-    if (r->epoch <= s->epoch && r->snap_gen != s->st->snap_gen) {
+    if (r->epoch <= s->epoch && r->snap_gen != s->st->snap_gen)
         save_rec(s, c, r);
-        if (s->walk_budget)
-            s->walk_budget--;
-    }
+    /* Every record visited counts, saved or skipped: records written after the start or
+     * already saved as pre-images can be most of a table, and a step must stay short. */
+    if (s->walk_budget)
+        s->walk_budget--;
 }
 
 static int queue_trailer(mdx_snapshot_t *s)
@@ -590,7 +592,8 @@ int mdx_snapshot_step(mdx_snapshot_t *s, uint64_t max_records, int *done)
         *done = 1;
         return 0;
     }
-    if (s->trailer_queued || queued > s->queue_limit)
+    s->waiting = s->trailer_queued || queued > s->queue_limit;
+    if (s->waiting)
         return 0;
 
     s->walk_budget = max_records ? max_records : UINT64_MAX;
@@ -640,6 +643,7 @@ void mdx_snapshot_info(const mdx_snapshot_t *s, mdx_snapshot_info_t *info)
     info->finished_at = s->finished_at;
     info->epoch = s->epoch;
     info->records = s->records;
+    info->waiting = s->waiting;
     if (complete && !info->result)
         snprintf(info->path, sizeof(info->path), "%s/%s", s->dir, s->final_name);
 }

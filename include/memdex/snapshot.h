@@ -46,6 +46,8 @@ typedef struct {
     uint64_t bytes;                         /* bytes written to the file so far */
     char path[MDX_SNAPSHOT_PATH_MAX + 128]; /* final file path ("" until complete) */
     char error[256];                        /* message when result != 0 */
+    int waiting; /* the last step did no work: the writer thread is behind (queue_limit) or
+                    finishing the file; step again later rather than at once */
 } mdx_snapshot_info_t;
 
 /** Begins a snapshot of st into directory dir (which must exist). Errors: MDX_EBUSY (one is
@@ -54,7 +56,9 @@ typedef struct {
 int mdx_snapshot_begin(mdx_store_t *st, const char *dir, const mdx_snapshot_opts_t *opts,
                        mdx_snapshot_t **out);
 
-/** Serializes up to max_records more records (0: no limit). Sets *done to 1 once the file is
+/** Serializes the next slice of the walk: it stops after visiting max_records records (0: no
+ *  limit), whether it saved them or skipped them (written after the start, or already saved
+ *  as pre-images), so one step's work is bounded. Sets *done to 1 once the file is
  *  complete on disk (renamed and synced), 0 while work remains. Returns 0, or the error that
  *  failed the snapshot (MDX_EIO with the reason, MDX_ENOMEM); after an error call
  *  mdx_snapshot_finish. */
