@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -119,15 +121,39 @@ static pid_t spawn(const char *const *argv, int out_fd, int err_fd)
     return pid;
 }
 
+/* Removes a directory's files, then the directory (no recursion: data_dir holds files). */
+static void remove_dir_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 void mdx_srv_start(mdx_srv_t *s, const char *const *extra)
 {
+    static unsigned started;
     const char *argv[64];
+    char dir[sizeof(s->data_dir)];
     int n = 0;
+    /* itest-data/<test pid>-<n>: unique among the tests ctest runs at once. */
+    mkdir("itest-data", 0755);
+    snprintf(dir, sizeof(dir), "itest-data/%d-%u", (int)getpid(), started++);
+    remove_dir_files(dir);
     argv[n++] = MEMDEXD_PATH;
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--data-dir";
-    argv[n++] = "itest-data";
+    argv[n++] = dir;
     for (int i = 0; extra && extra[i]; i++) {
         assert_true(n < 62);
         argv[n++] = extra[i];
@@ -137,6 +163,7 @@ void mdx_srv_start(mdx_srv_t *s, const char *const *extra)
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     memset(s, 0, sizeof(*s));
+    memcpy(s->data_dir, dir, sizeof(dir));
     s->pid = spawn(argv, -1, p[1]);
     close(p[1]);
 
@@ -239,6 +266,7 @@ int mdx_srv_stop(mdx_srv_t *s, int sig)
     pthread_cond_destroy(&lg->cv);
     free(lg);
     s->logger = NULL;
+    remove_dir_files(s->data_dir);
     if (to)
         fail_msg("memdexd did not exit within %d ms of signal %d", MDX_TEST_TIMEOUT_MS,
                  sig ? sig : SIGTERM);
@@ -380,7 +408,7 @@ void mdx_cli_close(mdx_cli_t *c)
     c->fd = -1;
     free(c->buf);
     c->buf = NULL;
-    c->len = c->cap = 0;
+    c->pos = c->len = c->cap = 0;
 }
 
 int mdx_cli_try_send(mdx_cli_t *c, const void *p, size_t n)
@@ -408,6 +436,13 @@ void mdx_cli_send(mdx_cli_t *c, const void *p, size_t n)
 /* Reads more bytes into c->buf; 1 on data, 0 on EOF/error, -1 on timeout. */
 static int fill(mdx_cli_t *c, int64_t deadline)
 {
+    /* Consumed bytes are dropped here, once per read, not once per frame: a client reading
+     * thousands of pipelined replies must not move the rest of the buffer for each one. */
+    if (c->pos) {
+        memmove(c->buf, c->buf + c->pos, c->len - c->pos);
+        c->len -= c->pos;
+        c->pos = 0;
+    }
     if (c->cap - c->len < 65536) {
         size_t cap = c->cap ? c->cap * 2 : 131072;
         c->buf = realloc(c->buf, cap);
@@ -439,16 +474,17 @@ int mdx_cli_recv(mdx_cli_t *c, mdx_reply_t *r, int timeout_ms)
     int64_t deadline = now_ms() + (timeout_ms ? timeout_ms : MDX_TEST_TIMEOUT_MS);
     memset(r, 0, sizeof(*r));
     for (;;) {
-        if (c->len >= 4) {
-            size_t l = (size_t)c->buf[0] << 24 | (size_t)c->buf[1] << 16 | (size_t)c->buf[2] << 8 |
-                       c->buf[3];
-            if (c->len >= 4 + l) {
+        if (c->len - c->pos >= 4) {
+            const uint8_t *f = c->buf + c->pos;
+            size_t l = (size_t)f[0] << 24 | (size_t)f[1] << 16 | (size_t)f[2] << 8 | f[3];
+            if (c->len - c->pos >= 4 + l) {
                 r->payload = malloc(l ? l : 1);
                 assert_non_null(r->payload);
-                memcpy(r->payload, c->buf + 4, l);
+                memcpy(r->payload, f + 4, l);
                 r->payload_len = l;
-                memmove(c->buf, c->buf + 4 + l, c->len - 4 - l);
-                c->len -= 4 + l;
+                c->pos += 4 + l;
+                if (c->pos == c->len)
+                    c->pos = c->len = 0;
                 int st;
                 if (mdx_resp_decode(r->payload, l, &r->id, &st, &r->body, &r->body_len))
                     fail_msg("reply is not a valid [id, status, body] envelope");
@@ -465,7 +501,7 @@ int mdx_cli_wait_closed(mdx_cli_t *c, int timeout_ms)
 {
     int64_t deadline = now_ms() + (timeout_ms ? timeout_ms : MDX_TEST_TIMEOUT_MS);
     for (;;) {
-        c->len = 0;
+        c->pos = c->len = 0;
         int r = fill(c, deadline);
         if (r == 0)
             return 1;

@@ -26,14 +26,17 @@ typedef struct {
     pid_t pid;
     int port;
     int err_fd;
-    void *logger; /* the stderr reader */
+    void *logger;      /* the stderr reader */
+    char data_dir[64]; /* the fresh data_dir given by default, removed by mdx_srv_stop */
 } mdx_srv_t;
 
-/** Starts memdexd with the extra flags (NULL-terminated list, may be NULL). Fails the test
- *  when the server does not print its listening line within the timeout. */
+/** Starts memdexd with the extra flags (NULL-terminated list, may be NULL). Each server gets
+ *  a fresh data_dir of its own (so it starts empty and servers running at once do not share
+ *  snapshots), removed with its files by mdx_srv_stop; a `--data-dir` in extra overrides it.
+ *  Fails the test when the server does not print its listening line within the timeout. */
 void mdx_srv_start(mdx_srv_t *s, const char *const *extra);
 /** Sends sig (0: SIGTERM; -1: none, the server is already exiting), waits for the exit
- *  (SIGKILL after the timeout) and returns the wait status. */
+ *  (SIGKILL after the timeout), removes the default data_dir and returns the wait status. */
 int mdx_srv_stop(mdx_srv_t *s, int sig);
 /** Everything the server wrote to stderr so far (NUL-terminated copy; caller frees). */
 char *mdx_srv_log(mdx_srv_t *s);
@@ -48,8 +51,8 @@ int mdx_run_memdexd(const char *const *argv, char **out, char **err);
 
 typedef struct {
     int fd;
-    uint8_t *buf; /* received, not yet consumed */
-    size_t len, cap;
+    uint8_t *buf; /* received; [pos, len) not yet consumed */
+    size_t pos, len, cap;
     uint64_t next_id;
 } mdx_cli_t;
 
