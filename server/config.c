@@ -16,7 +16,7 @@
 
 #include "memdex/store.h"
 
-typedef enum { T_ADDR, T_PATH, T_SOCK, T_SIZE, T_UINT, T_LEVEL } ktype_t;
+typedef enum { T_ADDR, T_PATH, T_SOCK, T_SIZE, T_UINT, T_LEVEL, T_BOOL, T_RULES } ktype_t;
 
 typedef struct {
     const char *name;
@@ -54,6 +54,16 @@ static const cfg_key keys[] = {
      "on SIGINT/SIGTERM, wait this long for clients to take their replies"},
     {"log_level", T_LEVEL, "info", OFF(log_level), 0, 0, "debug, info, warn or error"},
     {"log_file", T_PATH, "", OFF(log_file), 0, 0, "log file (empty: stderr)"},
+    {"snapshot_rules", T_RULES, "3600:1,300:100,60:10000", 0, 0, 0,
+     "automatic snapshots: SECONDS:CHANGES,... (snapshot when both have passed) or off"},
+    {"snapshot_keep", T_UINT, "2", OFF(snapshot_keep), 1, 1000,
+     "complete snapshots kept in data_dir"},
+    {"snapshot_step_records", T_UINT, "2000", OFF(snapshot_step_records), 1, 100000000,
+     "records a snapshot serializes per loop iteration"},
+    {"snapshot_fallback", T_BOOL, "no", OFF(snapshot_fallback), 0, 0,
+     "at start, load an older snapshot when the newest is corrupt (yes/no)"},
+    {"snapshot_on_shutdown", T_BOOL, "yes", OFF(snapshot_on_shutdown), 0, 0,
+     "take a snapshot on SIGINT/SIGTERM before exiting (yes/no)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -129,6 +139,73 @@ static int parse_u64(const char *s, int allow_suffix, uint64_t *out)
     if (*s)
         return -1;
     *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = {"yes", "on", "true", "1"}, *const no[] = {"no", "off",
+                                                                                "false", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* "off", or SECONDS:CHANGES pairs separated by commas (spaces around items allowed). */
+static int parse_rules(mdx_config_t *cfg, const char *v, char *why, size_t whylen)
+{
+    mdx_snap_rule_t rules[MDX_CFG_MAX_RULES];
+    size_t n = 0;
+    if (strcmp(v, "off") == 0) {
+        cfg->snapshot_nrules = 0;
+        return 0;
+    }
+    const char *p = v;
+    for (;;) {
+        char item[64];
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, ",");
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == 0 || len >= sizeof(item)) {
+            snprintf(why, whylen, "expected SECONDS:CHANGES[,SECONDS:CHANGES...] or off");
+            return -1;
+        }
+        if (n == MDX_CFG_MAX_RULES) {
+            snprintf(why, whylen, "at most %d rules", MDX_CFG_MAX_RULES);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *colon = strchr(item, ':');
+        int ok = colon != NULL;
+        if (ok) {
+            *colon = '\0';
+            ok = parse_u64(item, 0, &rules[n].seconds) == 0 &&
+                 parse_u64(colon + 1, 0, &rules[n].changes) == 0 && rules[n].seconds > 0 &&
+                 rules[n].changes > 0;
+        }
+        if (!ok) {
+            snprintf(why, whylen, "each rule is SECONDS:CHANGES, both at least 1");
+            return -1;
+        }
+        n++;
+        p += strcspn(p, ",");
+        if (!*p)
+            break;
+        p++;
+    }
+    memcpy(cfg->snapshot_rules, rules, n * sizeof(rules[0]));
+    cfg->snapshot_nrules = n;
     return 0;
 }
 
@@ -212,6 +289,16 @@ static int set_key(mdx_config_t *cfg, const cfg_key *k, const char *v, const cha
         }
         snprintf(why, sizeof(why), "expected debug, info, warn or error");
         goto bad;
+    case T_BOOL:
+        if (parse_bool(v, (int *)(void *)field)) {
+            snprintf(why, sizeof(why), "expected yes or no");
+            goto bad;
+        }
+        return 0;
+    case T_RULES:
+        if (parse_rules(cfg, v, why, sizeof(why)))
+            goto bad;
+        return 0;
     }
 bad:
     errf(errbuf, errlen, "%s: bad value for %s: '%s' (%s)", where, k->name, v, why);
@@ -298,6 +385,8 @@ void mdx_config_usage(void)
            "Flags override the file. Sizes accept a k, m or g suffix (binary multiples).\n"
            "\n"
            "  --config FILE            read keys from FILE first\n"
+           "  --check-snapshot FILE    verify a snapshot file, print what it holds, and exit\n"
+           "                           (0: valid, 1: corrupt or truncated, 2: cannot read)\n"
            "  --help                   print this text\n"
            "  --version                print the version\n"
            "\n"
@@ -340,6 +429,7 @@ int mdx_config_load(mdx_config_t *cfg, int argc, char **argv, char *errbuf, size
         if (file && load_file(cfg, file, errbuf, errlen))
             return MDX_CFG_EXIT_ERR;
     }
+    int check = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -354,6 +444,21 @@ int mdx_config_load(mdx_config_t *cfg, int argc, char **argv, char *errbuf, size
                 i++;
             continue;
         }
+        if (nlen == 14 && (strncmp(name, "check-snapshot", 14) == 0 ||
+                           strncmp(name, "check_snapshot", 14) == 0)) {
+            const char *f = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!f || !*f) {
+                errf(errbuf, errlen, "--check-snapshot needs a file name");
+                return MDX_CFG_EXIT_ERR;
+            }
+            if (strlen(f) >= sizeof(cfg->check_snapshot)) {
+                errf(errbuf, errlen, "--check-snapshot: path too long");
+                return MDX_CFG_EXIT_ERR;
+            }
+            strcpy(cfg->check_snapshot, f);
+            check = 1;
+            continue;
+        }
         const cfg_key *k = key_find(name, nlen);
         if (!k) {
             errf(errbuf, errlen, "unknown option '--%.*s' (see memdexd --help)", (int)nlen, name);
@@ -362,6 +467,8 @@ int mdx_config_load(mdx_config_t *cfg, int argc, char **argv, char *errbuf, size
         const char *v;
         if (eq) {
             v = eq + 1;
+        } else if (k->type == T_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            v = "yes"; /* a bare boolean flag: --snapshot-fallback */
         } else {
             if (i + 1 >= argc) {
                 errf(errbuf, errlen, "option --%.*s needs a value", (int)nlen, name);
@@ -379,5 +486,5 @@ int mdx_config_load(mdx_config_t *cfg, int argc, char **argv, char *errbuf, size
              (unsigned long long)cfg->output_limit, (unsigned long long)cfg->output_pause);
         return MDX_CFG_EXIT_ERR;
     }
-    return MDX_CFG_RUN;
+    return check ? MDX_CFG_CHECK : MDX_CFG_RUN;
 }

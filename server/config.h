@@ -13,6 +13,14 @@
 
 #define MDX_CFG_PATH_MAX   4096
 #define MDX_SERVER_VERSION "0.1.0"
+#define MDX_CFG_MAX_RULES  16
+
+/* One automatic snapshot rule: snapshot when at least `changes` writes happened and at least
+ * `seconds` passed since the last successful snapshot began (Redis' "save <s> <n>"). */
+typedef struct {
+    uint64_t seconds;
+    uint64_t changes;
+} mdx_snap_rule_t;
 
 typedef enum { MDX_LOG_DEBUG = 0, MDX_LOG_INFO, MDX_LOG_WARN, MDX_LOG_ERROR } mdx_log_level_t;
 
@@ -34,17 +42,26 @@ typedef struct {
     uint64_t shutdown_timeout_ms;    /* graceful shutdown gives up on slow readers after this */
     int log_level;                   /* mdx_log_level_t */
     char log_file[MDX_CFG_PATH_MAX]; /* empty: stderr */
+    mdx_snap_rule_t snapshot_rules[MDX_CFG_MAX_RULES];
+    size_t snapshot_nrules;                /* 0: automatic snapshots off */
+    uint64_t snapshot_keep;                /* complete snapshots kept in data_dir */
+    uint64_t snapshot_step_records;        /* records serialized per loop iteration */
+    int snapshot_fallback;                 /* load an older snapshot when the newest is bad */
+    int snapshot_on_shutdown;              /* blocking snapshot on SIGINT/SIGTERM */
+    char check_snapshot[MDX_CFG_PATH_MAX]; /* --check-snapshot FILE: check, print, exit */
 } mdx_config_t;
 
 typedef enum {
     MDX_CFG_RUN = 0,  /* configuration complete: start the server */
     MDX_CFG_EXIT_OK,  /* --help or --version was printed: exit 0 */
     MDX_CFG_EXIT_ERR, /* errbuf holds a one-line message: exit non-zero */
+    MDX_CFG_CHECK,    /* --check-snapshot FILE was given: check_snapshot names the file */
 } mdx_cfg_result_t;
 
 /** Fills cfg with defaults, then the config file named by --config (if any), then the flags.
- *  Returns MDX_CFG_RUN, MDX_CFG_EXIT_OK (help/version printed to stdout) or MDX_CFG_EXIT_ERR
- *  with a one-line message (no trailing newline) in errbuf. */
+ *  Returns MDX_CFG_RUN, MDX_CFG_EXIT_OK (help/version printed to stdout), MDX_CFG_CHECK
+ *  (--check-snapshot FILE) or MDX_CFG_EXIT_ERR with a one-line message (no trailing newline)
+ *  in errbuf. */
 int mdx_config_load(mdx_config_t *cfg, int argc, char **argv, char *errbuf, size_t errlen);
 
 /** Prints the usage text with every key and its default to stdout. */

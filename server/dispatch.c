@@ -207,6 +207,25 @@ static void put_coll_entry(mdx_buf_t *out, const mdx_coll_t *coll)
         put_index_info(out, coll, i);
 }
 
+/* Starts a background snapshot; its outcome shows in stats and the log. */
+static int op_snapshot(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req)
+{
+    if (srv->shutting_down) {
+        mdx_reply_error(srv, c, out, req->id, MDX_ESHUTDOWN,
+                        "the server is shutting down (it takes a final snapshot as it exits "
+                        "when snapshot_on_shutdown is on)");
+        return 0;
+    }
+    int rc = mdx_srv_snap_start(srv, "command");
+    if (rc == MDX_EBUSY) {
+        mdx_reply_error(srv, c, out, req->id, rc, "a snapshot is already in progress");
+        return 0;
+    }
+    if (rc)
+        return store_error(srv, c, out, req, rc);
+    return reply_nil(out, req->id);
+}
+
 static int op_list_collections(mdx_server_t *srv, mdx_buf_t *out, const mdx_request_t *req)
 {
     size_t n = mdx_coll_count(srv->store), mark;
@@ -427,6 +446,7 @@ static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
                      a[MDX_ARG_BODY].raw_len, &o);
     if (rc)
         return store_error(srv, c, out, req, rc);
+    mdx_srv_snap_dirty(srv, 1);
     return reply_nil(out, req->id);
 }
 
@@ -448,6 +468,7 @@ static int op_update(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx
                         unset_len);
     if (rc)
         return store_error(srv, c, out, req, rc);
+    mdx_srv_snap_dirty(srv, 1);
     return reply_nil(out, req->id);
 }
 
@@ -479,9 +500,12 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
                                                  : mdx_coll_drop(st, name);
         if (rc)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, 1);
         return reply_nil(out, req->id);
     case MDX_OP_LIST_COLLECTIONS:
         return op_list_collections(srv, out, req);
+    case MDX_OP_SNAPSHOT:
+        return op_snapshot(srv, c, out, req);
     default:
         break;
     }
@@ -503,6 +527,7 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
                               mdx_req_has(req, MDX_ARG_UNIQUE) && a[MDX_ARG_UNIQUE].u);
         if (rc)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, 1);
         return reply_nil(out, req->id);
     case MDX_OP_DROP_INDEX:
         if (cstr(req, MDX_ARG_NAME, name))
@@ -510,6 +535,7 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         rc = mdx_index_drop(coll, name);
         if (rc)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, 1);
         return reply_nil(out, req->id);
     case MDX_OP_LIST_INDEXES:
         return op_list_indexes(out, req, coll);
@@ -523,6 +549,7 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         rc = mdx_del(coll, key, klen);
         if (rc && rc != MDX_ENOTFOUND)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, rc ? 0 : 1);
         return reply_uint(out, req->id, rc ? 0 : 1);
     case MDX_OP_UPDATE:
         return op_update(srv, c, out, req, coll);
@@ -539,6 +566,7 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         rc = mdx_ttl_set(coll, key, klen, ttl);
         if (rc)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, 1);
         return reply_nil(out, req->id);
     }
     case MDX_OP_TTL_GET: {
@@ -556,6 +584,7 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         rc = mdx_ttl_clear(coll, key, klen);
         if (rc)
             return store_error(srv, c, out, req, rc);
+        mdx_srv_snap_dirty(srv, 1);
         return reply_nil(out, req->id);
     default:
         break;

@@ -2,10 +2,13 @@
  * memdexd: start-up, listeners, timers, signals and shutdown.
  *
  * Start-up either succeeds completely or exits non-zero with one line on stderr that names the
- * problem (bad flag, unusable data_dir, port in use). Once the loop runs, nothing exits the
- * process but a signal: SIGINT or SIGTERM stop accepting, answer what every client had already
- * sent, flush, close, and return 0 from main once the last handle is closed. A second signal,
- * or shutdown_timeout_ms, closes whatever is left without waiting.
+ * problem (bad flag, unusable data_dir, port in use, a snapshot that cannot be loaded). The
+ * newest snapshot in data_dir is loaded once the listeners are bound and before the loop runs.
+ * Once the loop runs, nothing exits the process but a signal: SIGINT or SIGTERM stop
+ * accepting, answer what every client had already sent, flush, close, take a final snapshot
+ * once the last handle is closed, and return 0 from main (1 when that snapshot failed). A
+ * second signal, or shutdown_timeout_ms, closes whatever client is left without waiting; a
+ * signal during the final snapshot kills the process (the previous snapshot stays).
  */
 #include <errno.h>
 #include <signal.h>
@@ -174,6 +177,7 @@ void mdx_server_conns_gone(mdx_server_t *srv)
     close_handle((uv_handle_t *)&srv->shutdown_timer);
     close_handle((uv_handle_t *)&srv->sigint);
     close_handle((uv_handle_t *)&srv->sigterm);
+    mdx_srv_snap_close(srv); /* the final snapshot is taken once the loop has ended */
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
@@ -220,12 +224,15 @@ int main(int argc, char **argv)
     case MDX_CFG_EXIT_ERR:
         fprintf(stderr, "memdexd: %s\n", err);
         return 2;
+    case MDX_CFG_CHECK:
+        return mdx_srv_snap_check_file(cfg.check_snapshot);
     default:
         break;
     }
     if (mdx_log_open(cfg.log_level, cfg.log_file))
         die("cannot open log_file %s: %s", cfg.log_file, strerror(errno));
     signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error return, not a signal */
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails a snapshot (EFBIG), not the server */
     raise_nofile(&cfg);
     if (make_dirs(cfg.data_dir))
         die("cannot create data_dir %s: %s", cfg.data_dir, strerror(errno));
@@ -250,12 +257,18 @@ int main(int argc, char **argv)
     listen_tcp(&srv, &cfg);
     if (cfg.unix_path[0])
         listen_unix(&srv, &cfg);
+    /* After binding (a port in use is refused before anything is read or logged), before
+     * the loop runs: clients that connect meanwhile wait in the backlog, and none ever sees
+     * a half-loaded store. */
+    if (mdx_srv_snap_load(&srv, err, sizeof(err)))
+        die("%s", err);
 
     uv_timer_init(&loop, &srv.expire_timer);
     srv.expire_timer.data = &srv;
     uv_timer_start(&srv.expire_timer, on_expire, cfg.expire_interval_ms, cfg.expire_interval_ms);
     uv_timer_init(&loop, &srv.shutdown_timer);
     srv.shutdown_timer.data = &srv;
+    mdx_srv_snap_init(&srv);
     uv_signal_init(&loop, &srv.sigint);
     uv_signal_init(&loop, &srv.sigterm);
     srv.sigint.data = srv.sigterm.data = &srv;
@@ -268,6 +281,8 @@ int main(int argc, char **argv)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    /* Every client has had its answers: now the final snapshot (blocking). */
+    int status = mdx_srv_snap_shutdown(&srv) ? 1 : 0;
     rc = uv_loop_close(&loop);
     if (rc)
         mdx_log_warn("event loop closed with handles still open: %s", uv_strerror(rc));
@@ -275,5 +290,5 @@ int main(int argc, char **argv)
     mdx_free(srv.rbuf);
     mdx_log_info("bye");
     mdx_log_close();
-    return 0;
+    return status;
 }

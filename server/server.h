@@ -17,6 +17,7 @@
 
 #include "common/mp.h"
 #include "memdex/protocol.h"
+#include "memdex/snapshot.h"
 #include "memdex/store.h"
 #include "server/config.h"
 
@@ -33,6 +34,28 @@ typedef struct {
     uint64_t errors[MDX_ERRNO_MAX];
     uint64_t output_limit_closes; /* clients cut off at output_limit */
 } mdx_srv_stats_t;
+
+/* Snapshots as the server runs them (server/snapshot.c). */
+typedef struct {
+    mdx_snapshot_t *run; /* the snapshot in progress, or NULL */
+    const char *run_reason;
+    uint64_t run_t0_ns;        /* uv_hrtime at its start */
+    uint64_t run_dirty;        /* `dirty` when it started */
+    uint64_t idle_records;     /* records counted at the last step, to notice a stalled step */
+    uv_idle_t idle;            /* steps the running snapshot once per loop iteration */
+    uv_timer_t wait_timer;     /* re-arms the idle step while the writer thread catches up */
+    uv_timer_t rules_timer;    /* checks the automatic rules */
+    uint64_t dirty;            /* writes since the last successful snapshot began */
+    int64_t last_ok_start_ms;  /* start of the last successful snapshot (or server start) */
+    int64_t last_try_ms;       /* start of the last attempt, successful or not */
+    int clean;                 /* the newest file in data_dir holds the current state */
+    uint64_t failures;         /* snapshots that failed since start */
+    uint64_t completed;        /* snapshots that succeeded since start */
+    int have_last;             /* `last` holds a finished snapshot */
+    mdx_snapshot_info_t last;  /* the last finished one */
+    const char *last_reason;   /* "command", "rule" or "shutdown" */
+    uint64_t last_duration_ms; /* wall time from begin to finish */
+} mdx_srv_snap_t;
 
 struct mdx_conn {
     union {
@@ -73,6 +96,7 @@ struct mdx_server {
     mdx_conn_t *conns; /* every live connection (rejected ones included) */
     uint8_t *rbuf;     /* MDX_READ_CHUNK bytes shared by all reads without a partial frame */
     mdx_srv_stats_t stats;
+    mdx_srv_snap_t snap;
 };
 
 /* conn.c */
@@ -100,6 +124,31 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
 /** Appends an error response frame [id, code, {"code": NAME, "message": msg}] and counts it. */
 void mdx_reply_error(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, uint64_t id, int code,
                      const char *msg);
+
+/* snapshot.c */
+/** Loads the newest valid snapshot of data_dir into the (empty) store, removing temporary files
+ *  left by a crash first. Returns 0, or -1 with a one-line message in err (the server must not
+ *  start). */
+int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen);
+/** Sets up the step handles and the rules timer (after the loop exists). */
+void mdx_srv_snap_init(mdx_server_t *srv);
+/** Starts a background snapshot. Returns 0, MDX_EBUSY, or the error of mdx_snapshot_begin
+ *  (the message is in mdx_store_errmsg; the failure is counted and logged). */
+int mdx_srv_snap_start(mdx_server_t *srv, const char *reason);
+/** Counts n writes toward the automatic rules. */
+static inline void mdx_srv_snap_dirty(mdx_server_t *srv, uint64_t n)
+{
+    srv->snap.dirty += n;
+}
+/** Closes the snapshot handles (shutdown, once the connections are gone). */
+void mdx_srv_snap_close(mdx_server_t *srv);
+/** After the loop ended: abandons a running snapshot and, unless configured off or nothing
+ *  changed, saves a final one (blocking). Returns 0, or -1 when the final save failed. */
+int mdx_srv_snap_shutdown(mdx_server_t *srv);
+/** Appends the "snapshot" stats map. */
+void mdx_srv_snap_stats(mdx_server_t *srv, mdx_buf_t *out);
+/** memdexd --check-snapshot FILE: returns the exit status (0 valid, 1 corrupt, 2 unreadable). */
+int mdx_srv_snap_check_file(const char *path);
 
 /* stats.c */
 /** Appends the stats result map (the body of a stats reply). */

@@ -1,7 +1,8 @@
 /*
- * The stats reply: server counters (uptime, connections, commands by op, errors by code) and
- * the engine's records and memory, in total and per collection. Commands and errors list only
- * the ops and codes that occurred (docs/protocol.md), in op and code order.
+ * The stats reply: server counters (uptime, connections, commands by op, errors by code), the
+ * engine's records and memory, in total and per collection, and the snapshots (encoded by
+ * server/snapshot.c). Commands and errors list only the ops and codes that occurred
+ * (docs/protocol.md), in op and code order.
  */
 #include <string.h>
 
@@ -15,7 +16,7 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     mdx_store_stats_t ss;
     mdx_store_stats(srv->store, &ss);
 
-    mdx_mp_put_map(out, 7);
+    mdx_mp_put_map(out, 8);
     PUT_LIT(out, "uptime_s");
     mdx_mp_put_uint(out, (uv_now(srv->loop) - s->start_ms) / 1000);
 
@@ -74,4 +75,7 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
         PUT_LIT(out, "memory");
         mdx_mp_put_uint(out, cs.memory);
     }
+
+    PUT_LIT(out, "snapshot");
+    mdx_srv_snap_stats(srv, out);
 }

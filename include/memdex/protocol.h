@@ -54,7 +54,8 @@ extern "C" {
     XX(TTL_SET, "ttl_set", 1)                                                                      \
     XX(TTL_GET, "ttl_get", 1)                                                                      \
     XX(TTL_CLEAR, "ttl_clear", 1)                                                                  \
-    XX(STATS, "stats", 1)
+    XX(STATS, "stats", 1)                                                                          \
+    XX(SNAPSHOT, "snapshot", 0)
 
 typedef enum {
 #define XX(e, name, idem) MDX_OP_##e,

@@ -61,6 +61,11 @@ static void help_lists_every_key_with_its_default(void **state)
         {"shutdown_timeout_ms", "[5000]"},
         {"log_level", "[info]"},
         {"log_file", "[off]"},
+        {"snapshot_rules", "[3600:1,300:100,60:10000]"},
+        {"snapshot_keep", "[2]"},
+        {"snapshot_step_records", "[2000]"},
+        {"snapshot_fallback", "[no]"},
+        {"snapshot_on_shutdown", "[yes]"},
     };
     const char *argv[] = {"--help", NULL};
     char *out, *err;
@@ -106,6 +111,11 @@ static void bad_values_are_refused_naming_key_and_value(void **state)
         {"--listen", "127.0.0.1:70000", "listen", "'127.0.0.1:70000'"},
         {"--log-level", "loud", "log_level", "'loud'"},
         {"--expire-interval-ms", "-5", "expire_interval_ms", "'-5'"},
+        {"--snapshot-rules", "60", "snapshot_rules", "'60'"},
+        {"--snapshot-rules", "60:0", "snapshot_rules", "'60:0'"},
+        {"--snapshot-rules", "60:1,,5:2", "snapshot_rules", "'60:1,,5:2'"},
+        {"--snapshot-keep", "0", "snapshot_keep", "'0'"},
+        {"--snapshot-fallback", "maybe", "snapshot_fallback", "'maybe'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *argv[] = {cases[i][0], cases[i][1], NULL};
@@ -198,10 +208,17 @@ static void port_in_use_is_refused_naming_the_address(void **state)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
-    const char *argv[] = {"--listen", addr, "--data-dir", "itest-data", NULL};
+    /* A data_dir of its own: data_dir is locked by the server that uses it. */
+    char dir[64];
+    snprintf(dir, sizeof(dir), "itest-port-%d", (int)getpid());
+    const char *argv[] = {"--listen", addr, "--data-dir", dir, NULL};
     const char *names[] = {addr, "address already in use", NULL};
     expect_refusal(argv, names);
     close(fd);
+    char lock[96];
+    snprintf(lock, sizeof(lock), "%s/memdexd.lock", dir);
+    unlink(lock);
+    rmdir(dir);
 }
 
 static void data_dir_is_created_when_missing(void **state)
@@ -209,7 +226,7 @@ static void data_dir_is_created_when_missing(void **state)
     (void)state;
     char dir[64];
     snprintf(dir, sizeof(dir), "itest-dd-%d/a/b", (int)getpid());
-    const char *extra[] = {"--data-dir", dir, NULL};
+    const char *extra[] = {"--data-dir", dir, "--snapshot-on-shutdown", "no", NULL};
     mdx_srv_t srv;
     mdx_srv_start(&srv, extra);
     struct stat st;
@@ -217,7 +234,10 @@ static void data_dir_is_created_when_missing(void **state)
     assert_true(S_ISDIR(st.st_mode));
     int ws = mdx_srv_stop(&srv, 0);
     assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
-    rmdir(dir);
+    char lock[96];
+    snprintf(lock, sizeof(lock), "%s/memdexd.lock", dir);
+    assert_int_equal(unlink(lock), 0);
+    assert_int_equal(rmdir(dir), 0);
     *strrchr(dir, '/') = '\0';
     rmdir(dir);
     *strrchr(dir, '/') = '\0';

@@ -48,6 +48,7 @@ static const struct {
     {"ttl_get", 1, "coll key", ""},
     {"ttl_clear", 1, "coll key", ""},
     {"stats", 1, "", ""},
+    {"snapshot", 0, "", ""},
 };
 #define NOPS (sizeof schema / sizeof schema[0])
 
