@@ -538,9 +538,12 @@ static void print_table(const opts_t *o, const result_t *r)
 
 /* ---- driver ---- */
 
+#define USAGE                                                                                      \
+    "usage: memdex-bench embedded --records N [--rounds R] [--ops K] [--seed S] [--json]\n"
+
 static void usage(FILE *f)
 {
-    fputs("usage: memdex-bench embedded --records N [--rounds R] [--ops K] [--seed S] [--json]\n"
+    fputs(USAGE
           "\n"
           "Loads N records (100-byte msgpack bodies, integer keys) into a collection with a\n"
           "hash index on \"city\" and a skiplist index on \"score\", then reports the median\n"
@@ -729,7 +732,7 @@ int bench_embedded_main(int argc, char **argv)
     opts_t o;
     int help;
     if (parse_opts(argc, argv, &o, &help)) {
-        usage(stderr);
+        fputs(USAGE, stderr);
         return BENCH_EXIT_USAGE;
     }
     if (help) {
