@@ -28,7 +28,7 @@ int mdx_get(mdx_coll_t *c, const uint8_t *key, size_t key_len, mdx_rec_view_t *o
     MEM_BEGIN();
     mdx_rec_t *r = mdx__rec_lookup(c, ckey, klen, hash);
     MEM_END(c);
-    if (!r || rec_expired(r, mdx_store_now(c->store))) {
+    if (!r || rec_expired(r, c->store)) {
         c->ops.misses++;
         return mdx__err(c->store, MDX_ENOTFOUND, "no record with this key in '%s'", c->name);
     }

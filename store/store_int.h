@@ -109,9 +109,11 @@ int mdx__key_prep(mdx_coll_t *c, const uint8_t *key, size_t key_len, uint8_t *ck
 void mdx__rec_pk(const void *rec, mdx_value_t *out);
 mdx_rec_t *mdx__rec_lookup(mdx_coll_t *c, const uint8_t *ckey, size_t len, uint64_t hash);
 void mdx__rec_view(const mdx_rec_t *r, mdx_rec_view_t *v);
-static inline int rec_expired(const mdx_rec_t *r, int64_t now)
+/* The clock is read only for records that have an expiry (most do not, and a clock read costs
+ * as much as the rest of a cached get). */
+static inline int rec_expired(const mdx_rec_t *r, const mdx_store_t *st)
 {
-    return r->expires_at != 0 && r->expires_at <= now;
+    return r->expires_at != 0 && r->expires_at <= mdx_store_now(st);
 }
 
 /* index.c: the per-record index upkeep. */

@@ -161,7 +161,7 @@ void mdx__coll_free_records(mdx_coll_t *c)
 static mdx_rec_t *live_lookup(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash)
 {
     mdx_rec_t *r = mdx__rec_lookup(c, ckey, klen, hash);
-    if (r && rec_expired(r, mdx_store_now(c->store))) {
+    if (r && rec_expired(r, c->store)) {
         mdx__rec_destroy(c, r);
         c->ops.expired++;
         r = NULL;
@@ -223,7 +223,7 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
         mdx_rec_t *h = mdx__index_holder(ix, &slots[i].newv);
         if (!h)
             continue;
-        if (h != old && rec_expired(h, mdx_store_now(st))) {
+        if (h != old && rec_expired(h, st)) {
             mdx__rec_destroy(c, h);
             c->ops.expired++;
             continue;
