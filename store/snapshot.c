@@ -42,11 +42,15 @@ static const uint8_t SNAP_MAGIC[8] = {0x89, 'M', 'D', 'X', 'S', 'N', 'P', '\n'};
 #define SNAP_BLOCK_TARGET (256u * 1024)
 #define SNAP_MAX_PAYLOAD  (1u << 30)
 #define SNAP_MAX_HEADER   (64u << 20)
+/* A block buffer is reserved whole and reused: growing it by doubling copied each block about
+ * twice, and a fresh allocation per block faulted its pages in again. A record that does not
+ * fit still grows the buffer. */
+#define SNAP_BLOCK_CAP (SNAP_BLOCK_TARGET + 64u * 1024)
 
 typedef struct qitem {
     struct qitem *next;
     uint8_t *data;
-    size_t len;
+    size_t len, cap;
     int last;
 } qitem_t;
 
@@ -69,6 +73,10 @@ struct mdx_snapshot {
     int walk_done, trailer_queued;
 
     mdx_buf_t block; /* block being filled: 9-byte header room, then entries */
+    qitem_t *pool;   /* written block buffers (cap >= SNAP_BLOCK_CAP) to fill again; as many as
+                        the queue holds, so the buffers in use stay about queue_limit */
+    qitem_t *spare;  /* queue items without a buffer */
+    size_t npool, pool_max;
     uint32_t block_count;
     mdx_buf_t sums; /* header and block checksums, big-endian, for the trailer chain */
     uint64_t records, blocks, queued_total;
@@ -271,6 +279,22 @@ static void free_done(mdx_snapshot_t *s)
     pthread_mutex_unlock(&s->mu);
     while (q) {
         qitem_t *n = q->next;
+        if (q->cap >= SNAP_BLOCK_CAP && s->npool < s->pool_max) {
+            q->next = s->pool;
+            s->pool = q;
+            s->npool++;
+        } else {
+            mdx_free(q->data);
+            mdx_free(q);
+        }
+        q = n;
+    }
+}
+
+static void free_items(qitem_t *q)
+{
+    while (q) {
+        qitem_t *n = q->next;
         mdx_free(q->data);
         mdx_free(q);
         q = n;
@@ -286,10 +310,14 @@ static int fail(mdx_snapshot_t *s, int code, const char *msg)
     return code;
 }
 
-/* Hands a finished buffer to the writer. Takes ownership of data. */
-static int enqueue(mdx_snapshot_t *s, uint8_t *data, size_t len, int last)
+/* Hands a finished buffer (cap bytes allocated) to the writer. Takes ownership of data. */
+static int enqueue(mdx_snapshot_t *s, uint8_t *data, size_t len, size_t cap, int last)
 {
-    qitem_t *q = mdx_malloc(sizeof(*q));
+    qitem_t *q = s->spare;
+    if (q)
+        s->spare = q->next;
+    else
+        q = mdx_malloc(sizeof(*q));
     if (!q) {
         mdx_free(data);
         return fail(s, MDX_ENOMEM, "out of memory queueing snapshot data");
@@ -297,6 +325,7 @@ static int enqueue(mdx_snapshot_t *s, uint8_t *data, size_t len, int last)
     q->next = NULL;
     q->data = data;
     q->len = len;
+    q->cap = cap;
     q->last = last;
     s->queued_total += len;
     pthread_mutex_lock(&s->mu);
@@ -343,9 +372,30 @@ static int block_flush(mdx_snapshot_t *s)
     add_sum(s, sum);
     s->blocks++;
     uint8_t *data = b->data;
-    size_t len = b->len;
+    size_t len = b->len, cap = b->cap;
     block_reset(s);
-    return enqueue(s, data, len, 0);
+    return enqueue(s, data, len, cap, 0);
+}
+
+/* Gives the empty block a buffer: a written one from the pool, else a new one. */
+static void block_start(mdx_snapshot_t *s)
+{
+    mdx_buf_t *b = &s->block;
+    if (!s->pool)
+        free_done(s); /* a step may walk far while the writer keeps up */
+    qitem_t *q = s->pool;
+    if (q && !b->data) {
+        s->pool = q->next;
+        s->npool--;
+        b->data = q->data;
+        b->cap = q->cap;
+        b->len = 0;
+        q->data = NULL;
+        q->next = s->spare;
+        s->spare = q;
+    } else {
+        mdx_buf_reserve(b, SNAP_BLOCK_CAP);
+    }
 }
 
 /* Appends one record entry: [coll_index, expires_at, key, body]. */
@@ -354,6 +404,7 @@ static int append_record(mdx_snapshot_t *s, uint32_t coll_idx, const mdx_rec_t *
     mdx_buf_t *b = &s->block;
     if (b->len == 0) {
         static const uint8_t room[9] = {0};
+        block_start(s);
         mdx_buf_append(b, room, sizeof(room));
     }
     mdx_mp_put_array(b, 4);
@@ -462,12 +513,9 @@ static void snap_destroy(mdx_snapshot_t *s)
         unlink(s->tmp);
     }
     free_done(s);
-    for (qitem_t *q = s->head; q;) {
-        qitem_t *n = q->next;
-        mdx_free(q->data);
-        mdx_free(q);
-        q = n;
-    }
+    free_items(s->head);
+    free_items(s->pool);
+    free_items(s->spare);
     for (size_t i = 0; i < s->ncolls; i++)
         if (s->colls[i])
             s->colls[i]->snap_idx = -1;
@@ -498,6 +546,7 @@ int mdx_snapshot_begin(mdx_store_t *st, const char *dir, const mdx_snapshot_opts
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     s->keep = opts && opts->keep ? opts->keep : MDX_SNAPSHOT_DEFAULT_KEEP;
     s->queue_limit = opts && opts->queue_limit ? opts->queue_limit : (8u << 20);
+    s->pool_max = s->queue_limit / SNAP_BLOCK_TARGET + 2;
     s->started_at = mdx_store_now(st);
     s->epoch = st->epoch;
     mdx_buf_init(&s->sums);
@@ -535,8 +584,8 @@ int mdx_snapshot_begin(mdx_store_t *st, const char *dir, const mdx_snapshot_opts
     st->snap_epoch = s->epoch;
     uint8_t *data = hdr.data;
     size_t len = hdr.len;
-    if (enqueue(s, data, len, 0) || pthread_create(&s->thread, NULL, writer_main, s) != 0 ||
-        !(s->thread_started = 1)) {
+    if (enqueue(s, data, len, hdr.cap, 0) ||
+        pthread_create(&s->thread, NULL, writer_main, s) != 0 || !(s->thread_started = 1)) {
         int rc = s->error ? s->error : MDX_EIO;
         snap_destroy(s);
         return mdx__err(st, rc, "cannot start the snapshot writer");
@@ -571,7 +620,7 @@ static int queue_trailer(mdx_snapshot_t *s)
     be64(t + 17, XXH3_64bits(s->sums.data, s->sums.len));
     be64(t + 25, XXH3_64bits(t, 25));
     s->trailer_queued = 1;
-    return enqueue(s, t, 33, 1);
+    return enqueue(s, t, 33, 33, 1);
 }
 
 int mdx_snapshot_step(mdx_snapshot_t *s, uint64_t max_records, int *done)
@@ -597,6 +646,7 @@ int mdx_snapshot_step(mdx_snapshot_t *s, uint64_t max_records, int *done)
         return 0;
 
     s->walk_budget = max_records ? max_records : UINT64_MAX;
+    uint64_t blocks = s->blocks;
     while (!s->walk_done && s->walk_budget && !s->error) {
         if (s->walk_coll >= s->ncolls) {
             s->walk_done = 1;
@@ -609,11 +659,15 @@ int mdx_snapshot_step(mdx_snapshot_t *s, uint64_t max_records, int *done)
             s->walk_coll++;
             s->walk_cursor = 0;
         }
-        pthread_mutex_lock(&s->mu);
-        queued = s->queued_bytes;
-        pthread_mutex_unlock(&s->mu);
-        if (queued > s->queue_limit)
-            break;
+        /* The queue grows only when a block is queued: look at it then, not per bucket. */
+        if (s->blocks != blocks) {
+            blocks = s->blocks;
+            pthread_mutex_lock(&s->mu);
+            queued = s->queued_bytes;
+            pthread_mutex_unlock(&s->mu);
+            if (queued > s->queue_limit)
+                break;
+        }
     }
     if (s->walk_done && !s->error) {
         if (block_flush(s) == 0)
