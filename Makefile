@@ -30,7 +30,10 @@ asan: deps
 	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DMDX_SANITIZE=ON -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS) >/dev/null
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
 
-run: release
+run: deps
+	$(CMAKE) -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DMDX_WERROR=$(WERROR) $(GENERATOR_FLAGS) >/dev/null
+	$(CMAKE) --build $(BUILD)/release -j $(JOBS) --target memdexd
+	@mkdir -p data
 	$(BUILD)/release/memdexd --listen 127.0.0.1:7711 --data-dir ./data
 
 test: asan
