@@ -51,7 +51,10 @@ for b in memdexd memdex-bench; do
 done
 
 WORK=${KEEP:-$(mktemp -d /tmp/memdex-compare.XXXXXX)}
-mkdir -p "$WORK"
+mkdir -p "$WORK/bin"
+# Private copies: a rebuild of the tree during the run must not swap binaries under it.
+cp "$BIN/memdexd" "$BIN/memdex-bench" "$WORK/bin/"
+BIN=$WORK/bin
 PIDS=""
 cleanup() {
 	for p in $PIDS; do
@@ -200,7 +203,7 @@ TNT_V=$(tarantool --version | head -1)
 DOC=""
 [ "$WRITE_DOC" = 1 ] && DOC="$ROOT/docs/benchmarks-net.md"
 python3 "$ROOT/bench/compare_report.py" --results "$RES" --cases "$CASES" --rounds "$ROUNDS" \
-	--meta "command=make bench-compare (runs $CMDLINE)" --meta "commit=$COMMIT" \
+	--meta "command=$CMDLINE" --meta "commit=$COMMIT" \
 	--meta "cpu=$CPU" --meta "cores=$CORES" --meta "date=$(date -u +%Y-%m-%dT%H:%MZ)" \
 	--meta "redis=$REDIS_V" --meta "tarantool=$TNT_V" --meta "pinning=$PINNING" \
 	--meta "memdexd_opts=${MD_OPTS:-none}" \

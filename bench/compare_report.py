@@ -16,7 +16,8 @@ END = "<!-- results:end -->"
 
 def load(results, case, system):
     runs = []
-    for path in sorted(glob.glob(os.path.join(results, f"{case}.{system}.*.json"))):
+    paths = glob.glob(os.path.join(results, f"{case}.{system}.*.json"))
+    for path in sorted(paths, key=lambda p: int(p.rsplit(".", 2)[-2])):
         try:
             with open(path) as f:
                 runs.append(json.load(f))
@@ -74,6 +75,17 @@ def main():
                      f"{ratio(mp, rp)} | {ratio(mp, tp)} |")
     table = "\n".join(lines)
     print(table)
+
+    # Every round, so the spread behind each median is on record.
+    per = ["| case | system | ops/s per round | p99 us per round |", "|---|---|---|---|"]
+    for case in ["load"] + a.cases.split():
+        for s in SYSTEMS:
+            runs = load(a.results, case, s)
+            if runs:
+                per.append(f"| {case} | {s} | " +
+                           " / ".join(fmt_ops(r["ops_per_sec"]) for r in runs) + " | " +
+                           " / ".join(fmt_us(r["p99_us"]) for r in runs) + " |")
+    rounds_table = "\n".join(per)
     for f in failures:
         print("FAILED:", f, file=sys.stderr)
 
@@ -89,7 +101,8 @@ def main():
                 f"- Setup: {meta.get('setup', '')}",
                 "- Each number is the median over the rounds (load: one run). Ratios of ops/s "
                 "above 1 and ratios of p99 below 1 favour memdex.", ""]
-    section += [table, ""]
+    section += [table, "", "<details><summary>Every round</summary>", "", rounds_table, "",
+                "</details>", ""]
     if failures:
         section += ["Failed operations: " + "; ".join(failures), ""]
     section.append(END)
