@@ -286,8 +286,11 @@ int bench_net_main(int argc, char **argv)
     cfg.port = cfg.drv->default_port;
     if (addr) {
         const char *colon = strrchr(addr, ':');
-        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host) ||
-            bench_parse_u64("--addr port", colon + 1, 1, 65535, &v))
+        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
+            fprintf(stderr, "memdex-bench: --addr: '%s' is not HOST:PORT\n", addr);
+            return BENCH_EXIT_USAGE;
+        }
+        if (bench_parse_u64("--addr port", colon + 1, 1, 65535, &v))
             return BENCH_EXIT_USAGE;
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = '\0';
