@@ -184,6 +184,50 @@ typedef struct {
     uint8_t has_old, has_new, same;
 } slot_t;
 
+/* A replace that changes no index value and fits in the old record's allocation rewrites the
+ * body in place: nothing is allocated and no index entry has to be found again (a skiplist
+ * repoint is a full descent). Hash groups copy their values, but skiplist nodes borrow string
+ * values from the body, so such a value must sit at the same offset in the new body. Returns
+ * 1 when done; 0 sends the caller down the general path (which also reports any error). */
+static int write_in_place(mdx_coll_t *c, mdx_rec_t *old, const uint8_t *body, size_t blen,
+                          int64_t expires_at)
+{
+    if (mdx_alloc_size(old) < sizeof(*old) + old->key_len + blen)
+        return 0;
+    for (size_t i = 0; i < c->nindexes; i++) {
+        const mdx_index_t *ix = c->indexes[i];
+        mdx_value_t nv, ov;
+        int gn = mdx__index_extract(ix, body, blen, &nv);
+        int go = mdx__index_extract(ix, rec_body(old), old->body_len, &ov);
+        if (gn < 0 || gn != go)
+            return 0;
+        if (gn == 0)
+            continue;
+        if (mdx_value_cmp(&nv, &ov) != 0)
+            return 0;
+        if (ix->kind == MDX_INDEX_SKIPLIST && (nv.type == MDX_V_STR || nv.type == MDX_V_BIN) &&
+            nv.v.p - body != ov.v.p - rec_body(old))
+            return 0;
+    }
+    if (expires_at && old->heap_pos == MDX_NO_HEAP && heap_reserve(c))
+        return 0;
+    mdx__snap_guard(c, old);
+    memmove(old->data + old->key_len, body, blen); /* body may be a view of old's own body */
+    old->body_len = (uint32_t)blen;
+    old->epoch = ++c->store->epoch;
+    if (old->heap_pos != MDX_NO_HEAP && !expires_at) {
+        heap_remove(c, old);
+        old->expires_at = 0;
+    } else if (old->heap_pos != MDX_NO_HEAP) {
+        old->expires_at = expires_at;
+        heap_fix(c, old->heap_pos);
+    } else if (expires_at) {
+        old->expires_at = expires_at;
+        heap_push(c, old);
+    }
+    return 1;
+}
+
 /* The shared write path. old is the live record with this key or NULL. expires_at is the new
  * record's absolute expiry (0 = none). */
 static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash,
@@ -194,6 +238,8 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
     size_t n = c->nindexes, i;
     int rc;
 
+    if (old && write_in_place(c, old, body, blen, expires_at))
+        return 0;
     mdx_rec_t *rec = rec_new(ckey, klen, hash, body, blen);
     if (!rec)
         return mdx__err(st, MDX_ENOMEM, "out of memory storing a record in '%s'", c->name);
