@@ -104,7 +104,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     kill_conn(req->data);
 }
 
-/* Hands the collecting buffer to uv_write unless a write is already in flight. */
+/* Sends the collecting buffer unless a write is already in flight. The kernel is tried first
+ * (uv_try_write): a batch's replies nearly always fit the socket buffer, and a write that
+ * completes synchronously inside uv_write still goes through libuv's write queue, whose drain
+ * re-arms the poll watcher (one needless epoll_ctl per batch). What the kernel does not take
+ * goes to uv_write, and the buffer then lives until on_write. */
 static void flush(mdx_conn_t *c)
 {
     if (c->writing || c->dead)
@@ -112,9 +116,25 @@ static void flush(mdx_conn_t *c)
     mdx_buf_t *b = &c->out[c->cur];
     if (b->len == 0)
         return;
-    uv_buf_t ub;
-    ub.base = (char *)b->data;
-    ub.len = b->len;
+    uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
+    int n = uv_try_write(&c->u.stream, &ub, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        mdx_log_debug("%s: write failed: %s", mdx_conn_peer(c), uv_strerror(n));
+        kill_conn(c);
+        return;
+    }
+    if (n > 0 && (size_t)n == b->len) {
+        b->len = 0;
+        if (b->cap > MDX_OUT_KEEP || b->err) {
+            mdx_buf_fini(b);
+            mdx_buf_init(b);
+        }
+        return;
+    }
+    if (n > 0) {
+        ub.base += n;
+        ub.len -= (size_t)n;
+    }
     int rc = uv_write(&c->wreq, &c->u.stream, &ub, 1, on_write);
     if (rc) {
         mdx_log_debug("%s: write failed: %s", mdx_conn_peer(c), uv_strerror(rc));
