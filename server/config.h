@@ -45,7 +45,8 @@ typedef struct {
     mdx_snap_rule_t snapshot_rules[MDX_CFG_MAX_RULES];
     size_t snapshot_nrules;                /* 0: automatic snapshots off */
     uint64_t snapshot_keep;                /* complete snapshots kept in data_dir */
-    uint64_t snapshot_step_records;        /* records serialized per loop iteration */
+    uint64_t snapshot_step_records;        /* records serialized per loop iteration, at most */
+    uint64_t snapshot_step_us;             /* time spent serializing per loop iteration, at most */
     int snapshot_fallback;                 /* load an older snapshot when the newest is bad */
     int snapshot_on_shutdown;              /* blocking snapshot on SIGINT/SIGTERM */
     char check_snapshot[MDX_CFG_PATH_MAX]; /* --check-snapshot FILE: check, print, exit */

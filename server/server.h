@@ -39,22 +39,23 @@ typedef struct {
 typedef struct {
     mdx_snapshot_t *run; /* the snapshot in progress, or NULL */
     const char *run_reason;
-    uint64_t run_t0_ns;        /* uv_hrtime at its start */
-    uint64_t run_dirty;        /* `dirty` when it started */
-    uint64_t idle_records;     /* records counted at the last step, to notice a stalled step */
-    uv_idle_t idle;            /* steps the running snapshot once per loop iteration */
-    uv_timer_t wait_timer;     /* re-arms the idle step while the writer thread catches up */
-    uv_timer_t rules_timer;    /* checks the automatic rules */
-    uint64_t dirty;            /* writes since the last successful snapshot began */
-    int64_t last_ok_start_ms;  /* start of the last successful snapshot (or server start) */
-    int64_t last_try_ms;       /* start of the last attempt, successful or not */
-    int clean;                 /* the newest file in data_dir holds the current state */
-    uint64_t failures;         /* snapshots that failed since start */
-    uint64_t completed;        /* snapshots that succeeded since start */
-    int have_last;             /* `last` holds a finished snapshot */
-    mdx_snapshot_info_t last;  /* the last finished one */
-    const char *last_reason;   /* "command", "rule" or "shutdown" */
-    uint64_t last_duration_ms; /* wall time from begin to finish */
+    uint64_t run_t0_ns;         /* uv_hrtime at its start */
+    uint64_t run_dirty;         /* `dirty` when it started */
+    uint64_t run_max_ns;        /* longest time the loop spent on it at once (slice, start, end) */
+    uv_idle_t idle;             /* steps the running snapshot once per loop iteration */
+    uv_timer_t wait_timer;      /* re-arms the idle step while the writer thread catches up */
+    uv_timer_t rules_timer;     /* checks the automatic rules */
+    uint64_t dirty;             /* writes since the last successful snapshot began */
+    int64_t last_ok_start_ms;   /* start of the last successful snapshot (or server start) */
+    int64_t last_try_ms;        /* start of the last attempt, successful or not */
+    int clean;                  /* the newest file in data_dir holds the current state */
+    uint64_t failures;          /* snapshots that failed since start */
+    uint64_t completed;         /* snapshots that succeeded since start */
+    int have_last;              /* `last` holds a finished snapshot */
+    mdx_snapshot_info_t last;   /* the last finished one */
+    const char *last_reason;    /* "command", "rule" or "shutdown" */
+    uint64_t last_duration_ms;  /* wall time from begin to finish */
+    uint64_t last_max_pause_us; /* its run_max_ns, in us */
 } mdx_srv_snap_t;
 
 struct mdx_conn {

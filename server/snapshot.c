@@ -3,8 +3,9 @@
  * automatic rules), the final snapshot at shutdown, the stats, and --check-snapshot.
  *
  * A background snapshot never blocks the loop: the engine's writer thread does all disk I/O,
- * and the loop serializes a bounded slice per iteration from a uv_idle handle
- * (snapshot_step_records records visited per step), so requests keep flowing between slices.
+ * and the loop serializes a bounded slice per iteration from a uv_idle handle (at most
+ * snapshot_step_records records and snapshot_step_us microseconds), so requests keep flowing
+ * between slices, and an idle loop runs slices back to back.
  * When a step can do nothing because the writer is behind (or is syncing and renaming the
  * file), the idle handle stops and a 1 ms timer re-arms it: the loop never spins.
  *
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "server/log.h"
 #include "server/server.h"
 
@@ -34,6 +36,7 @@
 #define MAX_LISTED    64   /* snapshots considered at start */
 #define TMP_PREFIX    "snapshot.tmp-"
 #define LOCK_NAME     "memdexd.lock"
+#define STEP_CHUNK    128 /* records per mdx_snapshot_step call within a slice */
 #define PUT_LIT(o, s) mdx_mp_put_str((o), (s), sizeof(s) - 1)
 
 static double ms_since(uint64_t t0_ns)
@@ -99,7 +102,7 @@ int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen)
         return -1;
     remove_stale_tmp(dir);
 
-    char(*names)[MDX_SNAPSHOT_PATH_MAX] = malloc(MAX_LISTED * sizeof(*names));
+    char(*names)[MDX_SNAPSHOT_PATH_MAX] = mdx_malloc(MAX_LISTED * sizeof(*names));
     if (!names) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -107,12 +110,12 @@ int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen)
     int n = mdx_snapshot_list(dir, names, MAX_LISTED);
     if (n < 0) {
         snprintf(err, errlen, "cannot read data_dir %s: %s", dir, strerror(errno));
-        free(names);
+        mdx_free(names);
         return -1;
     }
     if (n == 0) {
         mdx_log_info("no snapshot in %s: starting empty", dir);
-        free(names);
+        mdx_free(names);
         return 0;
     }
     int rc = -1;
@@ -144,7 +147,7 @@ int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen)
         if (i + 1 == n || i + 1 == MAX_LISTED)
             snprintf(err, errlen, "no valid snapshot in %s (%d rejected, see the log)", dir, i + 1);
     }
-    free(names);
+    mdx_free(names);
     return rc;
 }
 
@@ -152,11 +155,20 @@ int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen)
 
 static void on_idle(uv_idle_t *h);
 
+static void note_pause(mdx_srv_snap_t *sn, uint64_t t0)
+{
+    uint64_t d = uv_hrtime() - t0;
+    if (d > sn->run_max_ns)
+        sn->run_max_ns = d;
+}
+
 static void finish(mdx_server_t *srv)
 {
     mdx_srv_snap_t *sn = &srv->snap;
     mdx_snapshot_info_t inf;
+    uint64_t t0 = uv_hrtime();
     int rc = mdx_snapshot_finish(sn->run, &inf);
+    note_pause(sn, t0);
     sn->run = NULL;
     uv_idle_stop(&sn->idle);
     uv_timer_stop(&sn->wait_timer);
@@ -164,16 +176,19 @@ static void finish(mdx_server_t *srv)
     sn->have_last = 1;
     sn->last_reason = sn->run_reason;
     sn->last_duration_ms = (uv_hrtime() - sn->run_t0_ns) / 1000000;
+    sn->last_max_pause_us = sn->run_max_ns / 1000;
     if (rc == 0) {
         sn->completed++;
         sn->dirty -= sn->run_dirty; /* writes made while it ran are not in it */
         sn->last_ok_start_ms = inf.started_at;
         sn->clean = 1;
         double secs = (double)(uv_hrtime() - sn->run_t0_ns) / 1e9;
-        mdx_log_info("snapshot saved (%s): %s, %llu records, %llu bytes, in %llu ms (%.0f MB/s)",
+        mdx_log_info("snapshot saved (%s): %s, %llu records, %llu bytes, in %llu ms (%.0f MB/s, "
+                     "longest pause %.1f ms)",
                      sn->last_reason, inf.path, (unsigned long long)inf.records,
                      (unsigned long long)inf.bytes, (unsigned long long)sn->last_duration_ms,
-                     secs > 0 ? (double)inf.bytes / 1e6 / secs : 0.0);
+                     secs > 0 ? (double)inf.bytes / 1e6 / secs : 0.0,
+                     (double)sn->last_max_pause_us / 1000);
     } else {
         sn->failures++;
         mdx_log_error("snapshot failed (%s): %s: %s; the previous snapshot is kept",
@@ -192,18 +207,30 @@ static void on_idle(uv_idle_t *h)
 {
     mdx_server_t *srv = h->data;
     mdx_srv_snap_t *sn = &srv->snap;
-    int done = 0;
-    int rc = mdx_snapshot_step(sn->run, srv->cfg->snapshot_step_records, &done);
-    if (rc || done) {
-        finish(srv);
-        return;
-    }
-    mdx_snapshot_info_t inf;
-    mdx_snapshot_info(sn->run, &inf);
-    if (inf.waiting) {
-        /* Let the writer catch up without spinning the loop. */
-        uv_idle_stop(&sn->idle);
-        uv_timer_start(&sn->wait_timer, on_wait, 1, 0);
+    const mdx_config_t *cfg = srv->cfg;
+    /* One slice per loop iteration: up to snapshot_step_records records, and no longer than
+     * snapshot_step_us, in chunks so the clock is read often enough. */
+    uint64_t t0 = uv_hrtime(), left = cfg->snapshot_step_records;
+    while (left) {
+        uint64_t n = left < STEP_CHUNK ? left : STEP_CHUNK;
+        int done = 0;
+        int rc = mdx_snapshot_step(sn->run, n, &done);
+        note_pause(sn, t0);
+        if (rc || done) {
+            finish(srv);
+            return;
+        }
+        left -= n;
+        mdx_snapshot_info_t inf;
+        mdx_snapshot_info(sn->run, &inf);
+        if (inf.waiting) {
+            /* Let the writer catch up without spinning the loop. */
+            uv_idle_stop(&sn->idle);
+            uv_timer_start(&sn->wait_timer, on_wait, 1, 0);
+            return;
+        }
+        if (uv_hrtime() - t0 >= cfg->snapshot_step_us * 1000)
+            return;
     }
 }
 
@@ -216,7 +243,9 @@ int mdx_srv_snap_start(mdx_server_t *srv, const char *reason)
     int64_t now = mdx_store_now(srv->store);
     sn->last_try_ms = now;
     sn->run_t0_ns = uv_hrtime();
+    sn->run_max_ns = 0;
     int rc = mdx_snapshot_begin(srv->store, srv->cfg->data_dir, &o, &sn->run);
+    note_pause(sn, sn->run_t0_ns);
     if (rc) {
         sn->run = NULL;
         sn->failures++;
@@ -227,6 +256,7 @@ int mdx_srv_snap_start(mdx_server_t *srv, const char *reason)
         sn->have_last = 1;
         sn->last_reason = reason;
         sn->last_duration_ms = 0;
+        sn->last_max_pause_us = sn->run_max_ns / 1000;
         mdx_log_error("snapshot failed (%s): %s: %s; the previous snapshot is kept", reason,
                       mdx_err_name(rc), sn->last.error);
         return rc;
@@ -337,7 +367,7 @@ void mdx_srv_snap_stats(mdx_server_t *srv, mdx_buf_t *out)
         mdx_mp_put_nil(out);
     } else {
         const mdx_snapshot_info_t *l = &sn->last;
-        mdx_mp_put_map(out, 8);
+        mdx_mp_put_map(out, 9);
         PUT_LIT(out, "time");
         mdx_mp_put_int(out, l->started_at);
         PUT_LIT(out, "duration_ms");
@@ -361,6 +391,8 @@ void mdx_srv_snap_stats(mdx_server_t *srv, mdx_buf_t *out)
             mdx_mp_put_nil(out);
         PUT_LIT(out, "reason");
         mdx_mp_put_str(out, sn->last_reason, strlen(sn->last_reason));
+        PUT_LIT(out, "max_pause_us");
+        mdx_mp_put_uint(out, sn->last_max_pause_us);
     }
     PUT_LIT(out, "failures");
     mdx_mp_put_uint(out, sn->failures);

@@ -605,7 +605,10 @@ static void snapshot_command_runs_in_background_and_a_second_is_busy(void **stat
                   "{\"g\":5,\"v\":5,\"pad\":\"snapshot-test-padding-0123456789abcdefgh\"}");
     s = wait_idle(&c);
     assert_non_null(strstr(s, "\"records\":3000,\"result\":\"OK\",\"error\":null,\"file\":\""));
-    assert_non_null(strstr(s, "\"reason\":\"command\"},\"failures\":0,\"changes\":0}"));
+    assert_non_null(strstr(s, "\"reason\":\"command\",\"max_pause_us\":"));
+    assert_non_null(strstr(s, "},\"failures\":0,\"changes\":0}"));
+    /* A slice is bounded (snapshot_step_us 200 by default): no pause near the 5 ms mark. */
+    assert_true(snap_num(s, "\"last\":", "max_pause_us") < 5000);
     assert_true(snap_num(s, "\"last\":", "bytes") > 3000 * 50);
     free(s);
     assert_true(mdx_srv_log_wait(&srv, "snapshot saved (command)", 1000));
@@ -981,7 +984,8 @@ static void write_failure_keeps_the_previous_snapshot_and_the_server_serving(voi
     char *s = wait_idle(&c);
     assert_non_null(strstr(s, "\"result\":\"IO\",\"error\":\"write to "));
     assert_non_null(strstr(s, "File too large"));
-    assert_non_null(strstr(s, "\"file\":null,\"reason\":\"command\"},\"failures\":1,"));
+    assert_non_null(strstr(s, "\"file\":null,\"reason\":\"command\",\"max_pause_us\":"));
+    assert_non_null(strstr(s, "},\"failures\":1,"));
     assert_int_equal(snap_num(s, "\"reason\"", "changes"), 5000);
     free(s);
     assert_true(mdx_srv_log_wait(&srv, "snapshot failed (command): IO: write to ", 1000));
