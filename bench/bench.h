@@ -73,5 +73,6 @@ double bench_median(double *v, size_t n);
 /** Subcommands. argv[0] is the subcommand name. */
 int bench_embedded_main(int argc, char **argv);
 int bench_net_main(int argc, char **argv);
+int bench_snapshot_main(int argc, char **argv);
 
 #endif
