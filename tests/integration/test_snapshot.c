@@ -540,13 +540,13 @@ static void expired_records_are_dropped_at_load(void **state)
     char args[128];
     for (int i = 0; i < 10; i++) {
         snprintf(args, sizeof(args), "{\"coll\":\"t\",\"key\":%d,\"body\":{}%s}", i,
-                 i < 3 ? ",\"ttl_ms\":700" : "");
+                 i < 3 ? ",\"ttl_ms\":1500" : "");
         mdx_expect_ok(&c, "put", args, "null");
     }
     snapshot_ok(&c);
     mdx_cli_close(&c);
     stop_expect(&srv, SIGKILL, 0); /* no shutdown snapshot: the file holds the 3 TTLs */
-    int64_t left = 800 - (mono_ms() - t_put);
+    int64_t left = 1600 - (mono_ms() - t_put);
     if (left > 0)
         sleep_ms((int)left); /* waiting for time to pass, not for the server */
 
