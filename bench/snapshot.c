@@ -742,6 +742,7 @@ typedef struct {
     int proto, port;
     pid_t pid;
     int alternate;      /* idle windows as long as the last snapshot between snapshots */
+    int once;           /* stop after one snapshot */
     volatile int phase; /* 1 while a snapshot runs */
     volatile int stop;
     pthread_t thread;
@@ -788,7 +789,7 @@ static void *memdex_snapper(void *arg)
     int st;
     const uint8_t *body;
     size_t bl;
-    while (!s->stop && c.fd >= 0) {
+    while (!s->stop && c.fd >= 0 && !(s->once && s->count + s->failed)) {
         if (s->alternate && (idle_window(s, &c) || s->stop))
             break;
         s->phase = 1;
@@ -841,7 +842,7 @@ static void *redis_snapper(void *arg)
     static const char *const bgsave[] = {"BGSAVE"};
     static const char *const persist[] = {"INFO", "persistence"};
     static const char *const stats[] = {"INFO", "stats"};
-    while (!s->stop && c.fd >= 0) {
+    while (!s->stop && c.fd >= 0 && !(s->once && s->count + s->failed)) {
         if (s->alternate && (idle_window(s, &c) || s->stop))
             break;
         s->phase = 1;
@@ -922,6 +923,7 @@ typedef struct {
     int ran;
     double load_s;
     long rest_rss_kb, rest_pss_kb;
+    snapper_t idle;    /* one snapshot (BGSAVE) of the idle server */
     load_res_t get[2]; /* GETs without, with a snapshot running */
     snapper_t snap_get;
     long writes_peak_kb, writes_snap_peak_kb; /* VmHWM */
@@ -944,6 +946,14 @@ static int measure(int proto, int port, pid_t pid, const opts_t *o, server_res_t
     r->rest_rss_kb = proc_kb(pid, "status", "VmRSS:");
     r->rest_pss_kb = proc_kb(pid, "smaps_rollup", "Pss:");
     fprintf(stderr, "  loaded in %.1f s; resting RSS %ld MiB\n", r->load_s, r->rest_rss_kb / 1024);
+
+    /* One snapshot of the idle server. */
+    memset(&r->idle, 0, sizeof(r->idle));
+    r->idle.proto = proto;
+    r->idle.port = port;
+    r->idle.pid = pid;
+    r->idle.once = 1;
+    (proto == P_MEMDEX ? memdex_snapper : redis_snapper)(&r->idle);
 
     /* GETs: windows with and without a snapshot alternate, each as long as a snapshot takes,
      * so both conditions see the same background load on the machine. */
@@ -997,6 +1007,17 @@ static void print_server(const char *name, const server_res_t *r, int redis)
 {
     printf("%s: load %.1f s, resting RSS %.1f MiB (PSS %.1f MiB)\n", name, r->load_s,
            r->rest_rss_kb / 1024.0, r->rest_pss_kb / 1024.0);
+    if (r->idle.count) {
+        double ms_ = r->idle.dur_ms_sum / (double)r->idle.count;
+        if (redis)
+            printf("  BGSAVE of the idle server: %.0f ms, latest_fork_usec %lld\n", ms_,
+                   r->idle.fork_usec_max);
+        else
+            printf("  snapshot of the idle server: %.0f ms, %.1f MB, %.0f MB/s, longest pause of "
+                   "the loop %.2f ms\n",
+                   ms_, r->idle.bytes_sum / 1e6, r->idle.bytes_sum / 1e3 / r->idle.dur_ms_sum,
+                   (double)r->idle.max_pause_us / 1000);
+    }
     print_lat("GET, no snapshot", &r->get[0]);
     print_lat(redis ? "GET, while BGSAVE runs" : "GET, while a snapshot runs", &r->get[1]);
     printf("  p99 ratio %.2f, max %.3f ms vs %.3f ms; %llu snapshots, %.0f ms each on average",
@@ -1030,8 +1051,12 @@ static void print_server(const char *name, const server_res_t *r, int redis)
 
 static void json_server(const char *name, const server_res_t *r)
 {
-    printf(", \"%s\": {\"load_s\": %.2f, \"rest_rss_kb\": %ld, \"rest_pss_kb\": %ld, ", name,
-           r->load_s, r->rest_rss_kb, r->rest_pss_kb);
+    printf(", \"%s\": {\"load_s\": %.2f, \"rest_rss_kb\": %ld, \"rest_pss_kb\": %ld, "
+           "\"idle_snapshot_ms\": %.0f, \"idle_snapshot_bytes\": %.0f, \"idle_max_pause_us\": "
+           "%lld, ",
+           name, r->load_s, r->rest_rss_kb, r->rest_pss_kb,
+           r->idle.count ? r->idle.dur_ms_sum / (double)r->idle.count : 0.0, r->idle.bytes_sum,
+           r->idle.max_pause_us);
     json_lat("get", &r->get[0]);
     printf(", ");
     json_lat("get_during_snapshot", &r->get[1]);
