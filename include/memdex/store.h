@@ -81,7 +81,9 @@ int mdx_coll_find(mdx_store_t *st, const char *name, size_t len, mdx_coll_t **ou
 /** Number of collections, and the i-th one (0 <= i < count; order is creation order). */
 size_t mdx_coll_count(const mdx_store_t *st);
 mdx_coll_t *mdx_coll_at(const mdx_store_t *st, size_t i);
-/** Name (NUL-terminated, owned by the collection) and number of live records. */
+/** Name (NUL-terminated, owned by the collection) and number of records held, which includes
+ *  records whose expiry has passed but that the expiry step (or a query or write on the
+ *  collection) has not reclaimed yet; reads never return those. */
 const char *mdx_coll_name(const mdx_coll_t *c);
 uint64_t mdx_coll_records(const mdx_coll_t *c);
 
@@ -231,7 +233,7 @@ typedef struct {
 } mdx_counters_t;
 
 typedef struct {
-    uint64_t records;   /* live records */
+    uint64_t records;   /* records held (as mdx_coll_records) */
     size_t memory;      /* bytes held for records and indexes (allocator usable sizes) */
     mdx_counters_t ops; /* for this collection */
 } mdx_coll_stats_t;
