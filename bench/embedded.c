@@ -373,7 +373,7 @@ static double batch_get(env_t *e, const enc_key_t *keys, uint64_t ops, uint64_t 
 
 static double batch_put(env_t *e, const enc_key_t *keys, const uint8_t *bodies, uint64_t ops)
 {
-    mdx_put_opts_t po = {MDX_PUT_REPLACE, 0, 0};
+    mdx_put_opts_t po = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 0};
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < ops; i++) {
         int rc = mdx_put(e->c, keys[i].b, keys[i].len, bodies + i * BODY_LEN, BODY_LEN, &po);

@@ -436,7 +436,7 @@ static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
                   mdx_coll_t *coll)
 {
     const mdx_argval_t *a = req->args;
-    mdx_put_opts_t o = {MDX_PUT_UPSERT, 0, 0};
+    mdx_put_opts_t o = {.mode = MDX_PUT_UPSERT, .ttl_ms = 0, .keep_ttl = 0};
     if (mdx_req_has(req, MDX_ARG_MODE))
         o.mode = (mdx_put_mode_t)a[MDX_ARG_MODE].u;
     if (mdx_req_has(req, MDX_ARG_TTL_MS) && ttl_arg(srv, c, out, req, &o.ttl_ms))

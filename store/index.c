@@ -278,7 +278,7 @@ int mdx_index_create(mdx_coll_t *c, const char *name, const char *field, mdx_ind
                         c->name, MDX_MAX_INDEXES);
 
     MEM_BEGIN();
-    mdx__expire_due(c); /* expired records must not block a unique index */
+    mdx__expire_all(c); /* expired and invalidated records must not block a unique index */
     int rc = 0;
     mdx_index_t *ix = mdx_calloc(1, sizeof(*ix));
     if (!ix) {

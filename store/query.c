@@ -5,8 +5,12 @@
  * mdx_skiplist_count_before, so offset and count cost O(log n) whatever their size. A cursor is
  * the msgpack array [value, primary key] of the last record returned: it names a position in
  * (value, key) order, so a page that follows it is exact even when records were written in
- * between. Queries reclaim the collection's expired records first, so ranks count only live
- * records.
+ * between.
+ *
+ * Queries first reclaim a bounded slice of the collection's expired and invalidated records
+ * (a mass expiry or a large invalidation is freed by the reclaim step, never by one query), and
+ * skip any such record still in an index. While some are waiting, a page may hold fewer than
+ * `limit` records with `more` set, and offsets and counts include them.
  */
 #include <string.h>
 
@@ -28,13 +32,20 @@ int mdx_get(mdx_coll_t *c, const uint8_t *key, size_t key_len, mdx_rec_view_t *o
     MEM_BEGIN();
     mdx_rec_t *r = mdx__rec_lookup(c, ckey, klen, hash);
     MEM_END(c);
-    if (!r || rec_expired(r, c->store)) {
+    if (!r || rec_gone(r, c->store)) {
         c->ops.misses++;
         return mdx__err(c->store, MDX_ENOTFOUND, "no record with this key in '%s'", c->name);
     }
     c->ops.hits++;
+    mdx__evict_hit(c, r);
     mdx__rec_view(r, out);
     return 0;
+}
+
+/* Is r expired at `now` or invalidated? (One clock read per query, not per record.) */
+static inline int rec_hidden(const mdx_rec_t *r, int64_t now)
+{
+    return (r->expires_at != 0 && r->expires_at <= now) || (r->ntags && mdx__rec_invalidated(r, 0));
 }
 
 /* ---- query preparation ---- */
@@ -172,14 +183,18 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
     if (pl.ix->kind == MDX_INDEX_HASH) {
         uint64_t avail = hend > hstart ? hend - hstart : 0;
         uint64_t skip = q->offset < avail ? q->offset : avail;
-        for (uint64_t i = skip; i < avail && n < q->limit && !stopped; i++) {
+        int64_t now = mdx_store_now(c->store);
+        uint64_t i;
+        for (i = skip; i < avail && n < q->limit && !stopped; i++) {
             const mdx_rec_t *r = recs[q->desc ? hend - 1 - i : hstart + i];
+            if (rec_hidden(r, now))
+                continue;
             mdx__rec_view(r, &view);
             n++;
             last = r;
             stopped = cb && cb(data, &view);
         }
-        res->more = skip + n < avail;
+        res->more = i < avail;
         last_v = &pl.eq;
     } else {
         const mdx_skiplist_t *sl = &pl.ix->sl;
@@ -203,15 +218,20 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
             node = (!q->desc && skip == 0 && start == lo_start)
                        ? first
                        : mdx_skiplist_at(sl, q->desc ? end - 1 - skip : start + skip);
-        for (uint64_t i = skip; node && i < avail && n < q->limit && !stopped; i++) {
-            mdx__rec_view(node->rec, &view);
-            n++;
-            last = node->rec;
-            last_v = &node->value;
-            stopped = cb && cb(data, &view);
+        int64_t now = mdx_store_now(c->store);
+        uint64_t i;
+        for (i = skip; node && i < avail && n < q->limit && !stopped; i++) {
+            const mdx_slnode_t *cur = node;
             node = q->desc ? mdx_skiplist_prev(node) : mdx_skiplist_next(node);
+            if (rec_hidden(cur->rec, now))
+                continue;
+            mdx__rec_view(cur->rec, &view);
+            n++;
+            last = cur->rec;
+            last_v = &cur->value;
+            stopped = cb && cb(data, &view);
         }
-        res->more = skip + n < avail;
+        res->more = i < avail;
     }
     res->returned = n;
     if (res->more && last) {
@@ -254,13 +274,14 @@ typedef struct {
     void *data;
     uint64_t n;
     int stopped;
+    int64_t now;
 } scan_ctx_t;
 
 static void scan_one(void *data, mdx_hnode_t *node)
 {
     scan_ctx_t *s = data;
     mdx_rec_view_t v;
-    if (s->stopped)
+    if (s->stopped || rec_hidden((const mdx_rec_t *)node, s->now))
         return;
     mdx__rec_view((const mdx_rec_t *)node, &v);
     s->n++;
@@ -279,7 +300,7 @@ int mdx_scan(mdx_coll_t *c, uint64_t cursor, uint32_t limit, mdx_rec_cb cb, void
     MEM_BEGIN();
     mdx__expire_due(c);
     MEM_END(c);
-    scan_ctx_t s = {cb, data, 0, 0};
+    scan_ctx_t s = {cb, data, 0, 0, mdx_store_now(c->store)};
     do {
         cursor = mdx_htab_scan(&c->primary, cursor, scan_one, &s);
     } while (cursor != 0 && s.n < limit && !s.stopped);

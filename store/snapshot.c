@@ -398,7 +398,8 @@ static void block_start(mdx_snapshot_t *s)
     }
 }
 
-/* Appends one record entry: [coll_index, expires_at, key, body]. */
+/* Appends one record entry: [coll_index, expires_at, key, body, evict] or, with tags,
+ * [coll_index, expires_at, key, body, evict, [tag, ...]]. */
 static int append_record(mdx_snapshot_t *s, uint32_t coll_idx, const mdx_rec_t *r)
 {
     mdx_buf_t *b = &s->block;
@@ -407,11 +408,20 @@ static int append_record(mdx_snapshot_t *s, uint32_t coll_idx, const mdx_rec_t *
         block_start(s);
         mdx_buf_append(b, room, sizeof(room));
     }
-    mdx_mp_put_array(b, 4);
+    mdx_mp_put_array(b, r->ntags ? 6 : 5);
     mdx_mp_put_uint(b, coll_idx);
     mdx_mp_put_int(b, r->expires_at);
     mdx_buf_append(b, rec_key(r), r->key_len);
     mdx_buf_append(b, rec_body(r), r->body_len);
+    mdx_mp_put_uint(b, r->evict & (EV_FREQ | EV_MAIN));
+    if (r->ntags) {
+        const mdx_tagref_t *refs = rec_tagrefs(r);
+        mdx_mp_put_array(b, r->ntags);
+        for (unsigned i = 0; i < r->ntags; i++) {
+            const mdx_tag_t *t = tagref_tag(&refs[i]);
+            mdx_mp_put_str(b, t->name, t->len);
+        }
+    }
     if (b->err) {
         mdx_buf_fini(b);
         block_reset(s);
@@ -427,7 +437,8 @@ static int append_record(mdx_snapshot_t *s, uint32_t coll_idx, const mdx_rec_t *
 static void save_rec(mdx_snapshot_t *s, mdx_coll_t *c, mdx_rec_t *r)
 {
     r->snap_gen = s->st->snap_gen;
-    if (!s->error)
+    /* A record whose tag was invalidated before the snapshot began was already gone then. */
+    if (!s->error && !(r->ntags && mdx__rec_invalidated(r, s->st->snap_epoch)))
         (void)append_record(s, (uint32_t)c->snap_idx, r);
 }
 
@@ -439,6 +450,7 @@ void mdx__snap_save(mdx_coll_t *c, mdx_rec_t *r)
     size_t m0 = mdx_alloc_used();
     save_rec(s, c, r);
     c->mem -= mdx_alloc_used() - m0;
+    c->store->mem -= mdx_alloc_used() - m0;
 }
 
 void mdx__snap_coll_drop(mdx_coll_t *c)
@@ -467,9 +479,16 @@ static int header_build(mdx_snapshot_t *s, mdx_buf_t *b)
     mdx_mp_put_array(b, (uint32_t)st->ncolls);
     for (size_t i = 0; i < st->ncolls; i++) {
         mdx_coll_t *c = st->colls[i];
-        mdx_mp_put_map(b, 2);
+        const char *pol = mdx_evict_policy_name(c->opts.policy);
+        mdx_mp_put_map(b, 5);
         mdx_mp_put_str(b, "name", 4);
         mdx_mp_put_str(b, c->name, strlen(c->name));
+        mdx_mp_put_str(b, "capacity", 8);
+        mdx_mp_put_uint(b, c->opts.capacity);
+        mdx_mp_put_str(b, "policy", 6);
+        mdx_mp_put_str(b, pol, strlen(pol));
+        mdx_mp_put_str(b, "default_ttl_ms", 14);
+        mdx_mp_put_int(b, c->opts.default_ttl_ms);
         mdx_mp_put_str(b, "indexes", 7);
         mdx_mp_put_array(b, (uint32_t)c->nindexes);
         for (size_t j = 0; j < c->nindexes; j++) {
@@ -815,6 +834,7 @@ typedef struct {
     char name[MDX_NAME_MAX + 1];
     idxdef_t idx[MDX_MAX_INDEXES];
     size_t nidx;
+    mdx_coll_opts_t opts;
 } colldef_t;
 
 /* Reads a msgpack string into a NUL-terminated buffer of cap bytes. */
@@ -872,6 +892,19 @@ static int parse_header(const uint8_t *p, size_t len, colldef_t **defs, size_t *
                         return -1;
                     if (key_is(&ck, "name")) {
                         if (mdx_mp_read(&p, end, &v) || tok_str(&v, cd->name, sizeof(cd->name)))
+                            return -1;
+                    } else if (key_is(&ck, "capacity")) {
+                        if (mdx_mp_read(&p, end, &v) || v.type != MDX_MP_INT || v.v.i < 0)
+                            return -1;
+                        cd->opts.capacity = (uint64_t)v.v.i;
+                    } else if (key_is(&ck, "default_ttl_ms")) {
+                        if (mdx_mp_read(&p, end, &v) || v.type != MDX_MP_INT || v.v.i < 0)
+                            return -1;
+                        cd->opts.default_ttl_ms = v.v.i;
+                    } else if (key_is(&ck, "policy")) {
+                        if (mdx_mp_read(&p, end, &v) || v.type != MDX_MP_STR ||
+                            mdx_evict_policy_parse((const char *)v.v.ptr, v.len, 1,
+                                                   &cd->opts.policy))
                             return -1;
                     } else if (key_is(&ck, "indexes")) {
                         mdx_mp_tok_t a;
@@ -934,6 +967,9 @@ typedef struct {
     size_t key_len;
     const uint8_t *body;
     size_t body_len;
+    uint8_t evict;
+    const uint8_t *tags; /* msgpack array, or NULL */
+    size_t tags_len;
 } entry_t;
 
 static int parse_entry(const uint8_t **pp, const uint8_t *end, size_t ncoll, entry_t *e)
@@ -960,7 +996,28 @@ static int parse_entry(const uint8_t **pp, const uint8_t *end, size_t ncoll, ent
     e->body_len = (size_t)(p - q);
     if (mdx_mp_check_body(e->body, e->body_len, MDX_MP_MAX_DEPTH))
         return -1;
-    for (uint32_t i = 4; i < t.len; i++) /* fields added by later minor versions */
+    e->evict = 0;
+    e->tags = NULL;
+    e->tags_len = 0;
+    if (t.len > 4) {
+        if (mdx_mp_read(&p, end, &v) || v.type != MDX_MP_INT || v.v.i < 0 || v.v.i > 255)
+            return -1;
+        e->evict = (uint8_t)v.v.i;
+    }
+    if (t.len > 5) {
+        q = p;
+        if (mdx_mp_read(&p, end, &v) || v.type != MDX_MP_ARRAY || v.len > MDX_TAGS_MAX)
+            return -1;
+        for (uint32_t i = 0; i < v.len; i++) {
+            mdx_mp_tok_t s;
+            if (mdx_mp_read(&p, end, &s) || s.type != MDX_MP_STR || s.len == 0 ||
+                s.len > MDX_TAG_MAX)
+                return -1;
+        }
+        e->tags = q;
+        e->tags_len = (size_t)(p - q);
+    }
+    for (uint32_t i = 6; i < t.len; i++) /* fields added by later minor versions */
         if (mdx_mp_skip(&p, end, MDX_MP_MAX_DEPTH))
             return -1;
     *pp = p;
@@ -1161,6 +1218,7 @@ static int load_header(void *data, const colldef_t *defs, size_t n)
         int rc = mdx_coll_create(l->st, defs[i].name, &l->colls[i]);
         if (rc)
             return rc == MDX_ENOMEM ? rc : MDX_ECORRUPT;
+        l->colls[i]->opts = defs[i].opts; /* before the records: they enter its queues */
     }
     /* The definitions are needed after the records: keep a copy. */
     colldef_t *copy = mdx_malloc(sizeof(*copy) * (n ? n : 1));
@@ -1179,8 +1237,8 @@ static int load_entry(void *data, const entry_t *e)
         l->info->expired++;
         return 0;
     }
-    int rc =
-        mdx__rec_load(l->colls[e->coll], e->key, e->key_len, e->body, e->body_len, e->expires_at);
+    int rc = mdx__rec_load(l->colls[e->coll], e->key, e->key_len, e->body, e->body_len,
+                           e->expires_at, e->tags, e->tags_len, e->evict);
     if (rc == 0)
         l->info->records++;
     return rc == MDX_ENOMEM ? rc : rc ? MDX_ECORRUPT : 0;
@@ -1224,6 +1282,9 @@ int mdx_store_load(mdx_store_t *st, const char *path, mdx_load_info_t *info)
         memset(info, 0, sizeof(*info));
         return mdx__err(st, rc, "%s", err[0] ? err : mdx_strerror(rc));
     }
+    /* A store with a smaller limit than the one that saved: evict down to it now. */
+    for (size_t i = 0; i < st->ncolls; i++)
+        mdx__evict_enforce(st->colls[i], NULL);
     info->epoch = chk.epoch;
     info->created_at = chk.created_at;
     if (chk.epoch > st->epoch)

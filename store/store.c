@@ -57,6 +57,19 @@ int mdx_store_new(const mdx_store_opts_t *opts, mdx_store_t **out)
         st->opts.max_body = MDX_DEFAULT_MAX_BODY;
     if (!st->opts.max_limit)
         st->opts.max_limit = MDX_DEFAULT_MAX_LIMIT;
+    if ((unsigned)st->opts.policy > MDX_EVICT_LRU) {
+        mdx_free(st);
+        return MDX_EINVAL;
+    }
+    if (st->opts.policy == MDX_EVICT_DEFAULT)
+        st->opts.policy = MDX_EVICT_S3FIFO;
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } classes[] = {
+        {"short", 60000}, {"medium", 600000}, {"long", 3600000}, {"very_long", 86400000}};
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+        (void)mdx_ttl_class_set(st, classes[i].name, classes[i].ms);
     mdx_buf_init(&st->cursor);
     *out = st;
     return 0;
@@ -67,6 +80,8 @@ static void coll_free(mdx_coll_t *c)
     mdx__coll_free_records(c);
     for (size_t i = 0; i < c->nindexes; i++)
         mdx__index_free(c, c->indexes[i]);
+    mdx__tags_free(c);
+    mdx__ghost_free(&c->ghost);
     mdx_htab_fini(&c->primary);
     mdx_free(c->heap);
     mdx_free(c);
@@ -145,6 +160,7 @@ int mdx_coll_create(mdx_store_t *st, const char *name, mdx_coll_t **out)
     c->store = st;
     c->snap_idx = -1;
     mdx_htab_init(&c->primary);
+    mdx_htab_init(&c->tags);
     st->colls[st->ncolls++] = c;
     if (out)
         *out = c;
@@ -164,6 +180,11 @@ static void add_counters(mdx_counters_t *to, const mdx_counters_t *from)
     to->misses += from->misses;
     to->expired += from->expired;
     to->errors += from->errors;
+    to->evicted_memory += from->evicted_memory;
+    to->evicted_capacity += from->evicted_capacity;
+    to->invalidated += from->invalidated;
+    to->invalidations += from->invalidations;
+    to->oom += from->oom;
 }
 
 int mdx_coll_drop(mdx_store_t *st, const char *name)
@@ -178,6 +199,7 @@ int mdx_coll_drop(mdx_store_t *st, const char *name)
     st->ncolls--;
     if (st->expire_next > (size_t)i)
         st->expire_next--;
+    st->mem -= c->mem;
     coll_free(c);
     return 0;
 }
@@ -310,6 +332,9 @@ void mdx_coll_stats(const mdx_coll_t *c, mdx_coll_stats_t *out)
     out->records = mdx_htab_count(&c->primary);
     out->memory = c->mem + mdx_alloc_size(c);
     out->ops = c->ops;
+    out->capacity = c->opts.capacity;
+    out->policy = mdx_coll_policy(c);
+    out->pending = c->pending;
 }
 
 void mdx_store_stats(const mdx_store_t *st, mdx_store_stats_t *out)
@@ -322,8 +347,64 @@ void mdx_store_stats(const mdx_store_t *st, mdx_store_stats_t *out)
         mdx_coll_stats(st->colls[i], &cs);
         out->records += cs.records;
         out->memory += cs.memory;
+        out->pending += cs.pending;
         add_counters(&out->ops, &cs.ops);
     }
+    out->maxmemory = st->opts.maxmemory;
+    out->policy = st->opts.policy;
     out->allocated = mdx_alloc_used();
     out->allocator_bytes = mdx_alloc_allocator_bytes();
+}
+
+/* ---- TTL classes ---- */
+
+int mdx_ttl_class_set(mdx_store_t *st, const char *name, int64_t ttl_ms)
+{
+    size_t len = strnlen(name, MDX_NAME_MAX + 1);
+    if (mdx__check_name(name, len) || (len == 4 && memcmp(name, "none", 4) == 0))
+        return mdx__err(st, MDX_EBADNAME, "bad ttl class name '%.*s'", MDX_NAME_MAX, name);
+    if (ttl_ms <= 0)
+        return mdx__err(st, MDX_EINVAL, "ttl class '%s' needs a ttl > 0 ms", name);
+    size_t i = 0;
+    while (i < st->nttl_classes && strcmp(st->ttl_classes[i].name, name) != 0)
+        i++;
+    if (i == MDX_TTL_CLASSES_MAX)
+        return mdx__err(st, MDX_ETOOBIG, "too many ttl classes (limit %d)", MDX_TTL_CLASSES_MAX);
+    if (i == st->nttl_classes) {
+        memcpy(st->ttl_classes[i].name, name, len + 1);
+        st->nttl_classes++;
+    }
+    st->ttl_classes[i].ttl_ms = ttl_ms;
+    return 0;
+}
+
+int mdx_ttl_class_get(mdx_store_t *st, const char *name, size_t len, int64_t *ttl_ms)
+{
+    if (len == 4 && memcmp(name, "none", 4) == 0) {
+        *ttl_ms = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < st->nttl_classes; i++) {
+        const char *n = st->ttl_classes[i].name;
+        if (strncmp(n, name, len) == 0 && n[len] == '\0') {
+            *ttl_ms = st->ttl_classes[i].ttl_ms;
+            return 0;
+        }
+    }
+    return mdx__err(st, MDX_EINVAL, "unknown ttl class '%.*s'",
+                    (int)(len > MDX_NAME_MAX ? MDX_NAME_MAX : len), name);
+}
+
+size_t mdx_ttl_class_count(const mdx_store_t *st)
+{
+    return st->nttl_classes;
+}
+
+const char *mdx_ttl_class_at(const mdx_store_t *st, size_t i, int64_t *ttl_ms)
+{
+    if (i >= st->nttl_classes)
+        return NULL;
+    if (ttl_ms)
+        *ttl_ms = st->ttl_classes[i].ttl_ms;
+    return st->ttl_classes[i].name;
 }

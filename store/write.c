@@ -103,28 +103,36 @@ static void heap_remove(mdx_coll_t *c, mdx_rec_t *r)
 
 /* ---- record lifecycle ---- */
 
+/* A new record with room for ntags memberships (not linked yet) and in no queue. */
 static mdx_rec_t *rec_new(const uint8_t *ckey, size_t klen, uint64_t hash, const uint8_t *body,
-                          size_t blen)
+                          size_t blen, unsigned ntags)
 {
-    mdx_rec_t *r = mdx_malloc(sizeof(*r) + klen + blen);
+    mdx_rec_t *r = mdx_malloc(REC_HDR + rec_tags_size(ntags) + klen + blen);
     if (!r)
         return NULL;
     r->hnode.next = NULL;
     r->hnode.hash = hash;
+    r->qprev = r->qnext = NULL;
     r->epoch = 0;
     r->snap_gen = 0;
     r->expires_at = 0;
     r->heap_pos = MDX_NO_HEAP;
     r->key_len = (uint16_t)klen;
     r->body_len = (uint32_t)blen;
-    memcpy(r->data, ckey, klen);
-    memcpy(r->data + klen, body, blen);
+    r->evict = 0;
+    r->ntags = (uint8_t)ntags;
+    uint8_t *k = (uint8_t *)(uintptr_t)rec_key(r);
+    memcpy(k, ckey, klen);
+    memcpy(k + klen, body, blen);
     return r;
 }
 
 void mdx__rec_destroy(mdx_coll_t *c, mdx_rec_t *rec)
 {
     mdx__snap_guard(c, rec);
+    if (rec->ntags)
+        mdx__tags_detach(c, rec);
+    mdx__evict_remove(c, rec);
     for (size_t i = 0; i < c->nindexes; i++) {
         mdx_index_t *ix = c->indexes[i];
         mdx_value_t v;
@@ -138,15 +146,40 @@ void mdx__rec_destroy(mdx_coll_t *c, mdx_rec_t *rec)
     mdx_free(rec);
 }
 
-void mdx__expire_due(mdx_coll_t *c)
+/* Frees up to max (0: all) expired records of c; stops at deadline_us (0: none). Returns how
+ * many; *more is set when due records remain. */
+static uint64_t expire_coll(mdx_coll_t *c, int64_t now, uint64_t max, uint64_t deadline_us,
+                            int *more)
 {
-    if (c->heap_len == 0)
-        return;
-    int64_t now = mdx_store_now(c->store);
+    uint64_t done = 0;
     while (c->heap_len && c->heap[0]->expires_at <= now) {
+        if ((max && done >= max) ||
+            (deadline_us && (done & 15) == 0 && done && mdx__mono_us() >= deadline_us)) {
+            *more = 1;
+            break;
+        }
         mdx__rec_destroy(c, c->heap[0]);
         c->ops.expired++;
+        done++;
     }
+    return done;
+}
+
+void mdx__expire_due(mdx_coll_t *c)
+{
+    int more = 0;
+    if (c->heap_len)
+        (void)expire_coll(c, mdx_store_now(c->store), QUERY_RECLAIM, 0, &more);
+    if (c->dying)
+        (void)mdx__tags_reclaim(c, QUERY_RECLAIM, 0);
+}
+
+void mdx__expire_all(mdx_coll_t *c)
+{
+    int more = 0;
+    if (c->heap_len)
+        (void)expire_coll(c, mdx_store_now(c->store), 0, 0, &more);
+    (void)mdx__tags_reclaim(c, 0, 0);
 }
 
 void mdx__coll_free_records(mdx_coll_t *c)
@@ -157,16 +190,47 @@ void mdx__coll_free_records(mdx_coll_t *c)
         mdx_free(n);
 }
 
-/* Looks up a live record by canonical key; an expired one is reclaimed and reported absent. */
+/* Looks up a live record by canonical key; an expired or invalidated one is reclaimed and
+ * reported absent. */
 static mdx_rec_t *live_lookup(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash)
 {
     mdx_rec_t *r = mdx__rec_lookup(c, ckey, klen, hash);
-    if (r && rec_expired(r, c->store)) {
+    if (r && rec_gone(r, c->store)) {
+        if (rec_expired(r, c->store))
+            c->ops.expired++;
         mdx__rec_destroy(c, r);
-        c->ops.expired++;
         r = NULL;
     }
     return r;
+}
+
+/* Tags of a write: a checked msgpack array (tags/len, n of them), or the old record's. */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    unsigned n;
+    int keep;
+} tagset_t;
+
+/* Does old hold exactly the tags of ts, in order? */
+static int tags_same(const mdx_rec_t *old, const tagset_t *ts)
+{
+    if (ts->keep)
+        return 1;
+    if (old->ntags != ts->n)
+        return 0;
+    const uint8_t *p = ts->p, *end = ts->p + ts->len;
+    const mdx_tagref_t *refs = rec_tagrefs(old);
+    mdx_mp_tok_t t, s;
+    if (ts->n)
+        (void)mdx_mp_read(&p, end, &t);
+    for (unsigned i = 0; i < ts->n; i++) {
+        const mdx_tag_t *tag = tagref_tag(&refs[i]);
+        (void)mdx_mp_read(&p, end, &s);
+        if (s.len != tag->len || memcmp(s.v.ptr, tag->name, s.len) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 /* *out = now + ttl_ms (ttl_ms > 0). Returns -1 when the sum would overflow an int64. */
@@ -190,9 +254,10 @@ typedef struct {
  * values from the body, so such a value must sit at the same offset in the new body. Returns
  * 1 when done; 0 sends the caller down the general path (which also reports any error). */
 static int write_in_place(mdx_coll_t *c, mdx_rec_t *old, const uint8_t *body, size_t blen,
-                          int64_t expires_at)
+                          int64_t expires_at, const tagset_t *ts)
 {
-    if (mdx_alloc_size(old) < sizeof(*old) + old->key_len + blen)
+    if (mdx_alloc_size(old) < REC_HDR + rec_tags_size(old->ntags) + old->key_len + blen ||
+        !tags_same(old, ts))
         return 0;
     for (size_t i = 0; i < c->nindexes; i++) {
         const mdx_index_t *ix = c->indexes[i];
@@ -212,7 +277,8 @@ static int write_in_place(mdx_coll_t *c, mdx_rec_t *old, const uint8_t *body, si
     if (expires_at && old->heap_pos == MDX_NO_HEAP && heap_reserve(c))
         return 0;
     mdx__snap_guard(c, old);
-    memmove(old->data + old->key_len, body, blen); /* body may be a view of old's own body */
+    /* body may be a view of old's own body */
+    memmove((uint8_t *)(uintptr_t)rec_body(old), body, blen);
     old->body_len = (uint32_t)blen;
     old->epoch = ++c->store->epoch;
     if (old->heap_pos != MDX_NO_HEAP && !expires_at) {
@@ -229,18 +295,22 @@ static int write_in_place(mdx_coll_t *c, mdx_rec_t *old, const uint8_t *body, si
 }
 
 /* The shared write path. old is the live record with this key or NULL. expires_at is the new
- * record's absolute expiry (0 = none). */
+ * record's absolute expiry (0 = none). *out receives the record now holding the key. */
 static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash,
-                        mdx_rec_t *old, const uint8_t *body, size_t blen, int64_t expires_at)
+                        mdx_rec_t *old, const uint8_t *body, size_t blen, int64_t expires_at,
+                        const tagset_t *ts, mdx_rec_t **out)
 {
     mdx_store_t *st = c->store;
     slot_t slots[MDX_MAX_INDEXES];
     size_t n = c->nindexes, i;
     int rc;
 
-    if (old && write_in_place(c, old, body, blen, expires_at))
+    if (old && write_in_place(c, old, body, blen, expires_at, ts)) {
+        *out = old;
         return 0;
-    mdx_rec_t *rec = rec_new(ckey, klen, hash, body, blen);
+    }
+    unsigned ntags = ts->keep ? (old ? old->ntags : 0) : ts->n;
+    mdx_rec_t *rec = rec_new(ckey, klen, hash, body, blen, ntags);
     if (!rec)
         return mdx__err(st, MDX_ENOMEM, "out of memory storing a record in '%s'", c->name);
 
@@ -269,9 +339,10 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
         mdx_rec_t *h = mdx__index_holder(ix, &slots[i].newv);
         if (!h)
             continue;
-        if (h != old && rec_expired(h, st)) {
+        if (h != old && rec_gone(h, st)) {
+            if (rec_expired(h, st))
+                c->ops.expired++;
             mdx__rec_destroy(c, h);
-            c->ops.expired++;
             continue;
         }
         mdx_free(rec);
@@ -281,7 +352,8 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
     }
 
     int need_heap = expires_at != 0 && !(old && old->heap_pos != MDX_NO_HEAP);
-    if (need_heap && heap_reserve(c)) {
+    int new_tags = !ts->keep && ntags;
+    if ((need_heap && heap_reserve(c)) || (new_tags && mdx__tags_attach(c, rec, ts->p, ts->len))) {
         mdx_free(rec);
         return mdx__err(st, MDX_ENOMEM, "out of memory storing a record in '%s'", c->name);
     }
@@ -294,6 +366,8 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
             while (i-- > 0)
                 if (slots[i].has_new && !slots[i].same)
                     mdx__index_remove(c, c->indexes[i], &slots[i].newv, rec);
+            if (new_tags)
+                mdx__tags_detach(c, rec);
             mdx_free(rec);
             return mdx__err(st, rc, "%s while indexing a record in '%s'",
                             rc == MDX_ENOMEM ? "out of memory" : "unique violation", c->name);
@@ -315,6 +389,11 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
     rec->expires_at = expires_at;
     rec->epoch = ++st->epoch;
     if (old) {
+        if (ts->keep && ntags)
+            mdx__tags_move(old, rec);
+        else if (old->ntags)
+            mdx__tags_detach(c, old);
+        mdx__evict_replace(c, old, rec);
         mdx_htab_replace(&c->primary, &old->hnode, &rec->hnode);
         if (old->heap_pos != MDX_NO_HEAP) {
             uint32_t pos = old->heap_pos;
@@ -327,17 +406,19 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
         }
         mdx_free(old);
     } else {
+        mdx__evict_insert(c, rec);
         mdx_htab_insert(&c->primary, &rec->hnode);
     }
     if (need_heap)
         heap_push(c, rec);
+    *out = rec;
     return 0;
 }
 
 int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body, size_t body_len,
             const mdx_put_opts_t *opts)
 {
-    static const mdx_put_opts_t defaults = {MDX_PUT_UPSERT, 0, 0};
+    static const mdx_put_opts_t defaults = {MDX_PUT_UPSERT, 0, 0, NULL, NULL, 0};
     mdx_store_t *st = c->store;
     if (!opts)
         opts = &defaults;
@@ -358,33 +439,54 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
                       "body for collection '%s' must be one msgpack map with string keys", c->name);
         goto fail;
     }
-    if (opts->ttl_ms < 0 || (unsigned)opts->mode > MDX_PUT_REPLACE) {
-        rc = mdx__err(st, MDX_EINVAL, "put: %s", opts->ttl_ms < 0 ? "negative ttl" : "bad mode");
+    if (opts->ttl_ms < 0 || (unsigned)opts->mode > MDX_PUT_REPLACE ||
+        (opts->ttl_ms && opts->ttl_class)) {
+        rc = mdx__err(st, MDX_EINVAL, "put: %s",
+                      opts->ttl_ms < 0 ? "negative ttl"
+                      : (unsigned)opts->mode > MDX_PUT_REPLACE
+                          ? "bad mode"
+                          : "give ttl_ms or a ttl class, not both");
         goto fail;
     }
+    int64_t ttl = opts->ttl_ms;
+    if (opts->ttl_class &&
+        (rc = mdx_ttl_class_get(st, opts->ttl_class, strlen(opts->ttl_class), &ttl)))
+        goto fail;
+    if (!opts->ttl_ms && !opts->ttl_class)
+        ttl = c->opts.default_ttl_ms;
     int64_t ttl_exp = 0;
-    if (opts->ttl_ms > 0 && expiry_after(st, opts->ttl_ms, &ttl_exp)) {
-        rc = mdx__err(st, MDX_EINVAL, "put: ttl of %lld ms is too large", (long long)opts->ttl_ms);
+    if (ttl > 0 && expiry_after(st, ttl, &ttl_exp)) {
+        rc = mdx__err(st, MDX_EINVAL, "put: ttl of %lld ms is too large", (long long)ttl);
         goto fail;
     }
+    tagset_t ts = {opts->tags, opts->tags_len, 0, 0};
+    if (opts->tags && (rc = mdx__tags_check(st, opts->tags, opts->tags_len, &ts.n)))
+        goto fail;
+    if ((rc = mdx__evict_admit(c)))
+        goto fail;
 
+    mdx_rec_t *rec = NULL;
     MEM_BEGIN();
     mdx_rec_t *old = live_lookup(c, ckey, klen, hash);
     if (old && opts->mode == MDX_PUT_INSERT) {
         rc = mdx__err(st, MDX_EEXISTS, "a record with this key already exists in '%s'", c->name);
     } else if (!old && opts->mode == MDX_PUT_REPLACE) {
         rc = mdx__err(st, MDX_ENOTFOUND, "no record with this key in '%s' to replace", c->name);
+    } else if (!old && (rc = mdx__evict_full(c))) {
+        /* message set */
     } else {
         int64_t exp = 0;
         if (opts->keep_ttl && old)
             exp = old->expires_at;
         else
             exp = ttl_exp;
-        rc = write_record(c, ckey, klen, hash, old, body, body_len, exp);
+        rc = write_record(c, ckey, klen, hash, old, body, body_len, exp, &ts, &rec);
     }
     MEM_END(c);
-    if (rc == 0)
+    if (rc == 0) {
+        mdx__evict_enforce(c, rec);
         return 0;
+    }
 fail:
     c->ops.errors++;
     return rc;
@@ -472,7 +574,10 @@ int mdx_update(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t 
         set = NULL;
     if (!unset_len)
         unset = NULL;
+    if ((rc = mdx__evict_admit(c)))
+        goto fail;
 
+    mdx_rec_t *rec = NULL;
     MEM_BEGIN();
     mdx_rec_t *old = live_lookup(c, ckey, klen, hash);
     if (!old) {
@@ -516,12 +621,15 @@ int mdx_update(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t 
                       st->opts.max_body);
         goto out;
     }
-    rc = write_record(c, ckey, klen, hash, old, nbody, nlen, old->expires_at);
+    tagset_t keep = {NULL, 0, 0, 1};
+    rc = write_record(c, ckey, klen, hash, old, nbody, nlen, old->expires_at, &keep, &rec);
 out:
     mdx_buf_fini(&nb); /* before MEM_END: the scratch buffer is not the collection's memory */
     MEM_END(c);
-    if (rc == 0)
+    if (rc == 0) {
+        mdx__evict_enforce(c, rec);
         return 0;
+    }
 fail:
     mdx_buf_fini(&nb);
     c->ops.errors++;
@@ -598,37 +706,48 @@ int mdx_ttl_clear(mdx_coll_t *c, const uint8_t *key, size_t key_len)
     return rc;
 }
 
-static uint64_t mono_us(void)
+uint64_t mdx__mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static int coll_due(const mdx_coll_t *c, int64_t now)
+{
+    return (c->heap_len && c->heap[0]->expires_at <= now) || c->dying;
+}
+
 int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uint64_t *freed)
 {
-    uint64_t done = 0, deadline = max_us ? mono_us() + max_us : 0;
+    uint64_t done = 0, deadline = max_us ? mdx__mono_us() + max_us : 0;
     int64_t now = mdx_store_now(st);
     int more = 0;
-    for (size_t k = 0; k < st->ncolls; k++) {
+    for (size_t k = 0; k < st->ncolls && !more; k++) {
         if (st->expire_next >= st->ncolls)
             st->expire_next = 0;
         mdx_coll_t *c = st->colls[st->expire_next];
+        if (!coll_due(c, now)) {
+            st->expire_next++;
+            continue;
+        }
+        if ((max_records && done >= max_records) ||
+            (deadline && done && mdx__mono_us() >= deadline)) {
+            more = 1;
+            break;
+        }
         MEM_BEGIN();
-        while (c->heap_len && c->heap[0]->expires_at <= now) {
-            if ((max_records && done >= max_records) ||
-                (deadline && (done & 15) == 0 && done && mono_us() >= deadline)) {
+        done += expire_coll(c, now, max_records ? max_records - done : 0, deadline, &more);
+        if (!more && c->dying) {
+            if (max_records && done >= max_records)
                 more = 1;
-                break;
-            }
-            mdx__rec_destroy(c, c->heap[0]);
-            c->ops.expired++;
-            done++;
+            else
+                done += mdx__tags_reclaim(c, max_records ? max_records - done : 0, deadline);
+            more |= c->dying != NULL;
         }
         MEM_END(c);
-        if (more)
-            break;
-        st->expire_next++;
+        if (!more)
+            st->expire_next++;
     }
     if (freed)
         *freed = done;
@@ -636,7 +755,8 @@ int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uin
 }
 
 int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body,
-                  size_t body_len, int64_t expires_at)
+                  size_t body_len, int64_t expires_at, const uint8_t *tags, size_t tags_len,
+                  uint8_t evict)
 {
     mdx_store_t *st = c->store;
     uint8_t ckey[KEYBUF(st)];
@@ -647,6 +767,9 @@ int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8
     hash = mdx__key_hash(ckey, klen);
     if (body_len > st->opts.max_body || mdx_mp_check_body(body, body_len, MDX_MP_MAX_DEPTH))
         return MDX_EBADBODY;
+    unsigned ntags = 0;
+    if (tags && mdx__tags_check(st, tags, tags_len, &ntags))
+        return MDX_EINVAL;
     MEM_BEGIN();
     int rc = 0;
     if (mdx__rec_lookup(c, ckey, klen, hash)) {
@@ -657,14 +780,20 @@ int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8
         rc = MDX_ENOMEM;
         goto out;
     }
-    mdx_rec_t *r = rec_new(ckey, klen, hash, body, body_len);
+    mdx_rec_t *r = rec_new(ckey, klen, hash, body, body_len, ntags);
     if (!r) {
+        rc = MDX_ENOMEM;
+        goto out;
+    }
+    if (ntags && mdx__tags_attach(c, r, tags, tags_len)) {
+        mdx_free(r);
         rc = MDX_ENOMEM;
         goto out;
     }
     r->epoch = st->epoch;
     r->snap_gen = st->snap_gen;
     r->expires_at = expires_at;
+    mdx__evict_restore(c, r, evict);
     mdx_htab_insert(&c->primary, &r->hnode);
     if (expires_at)
         heap_push(c, r);

@@ -47,12 +47,24 @@ typedef struct mdx_coll mdx_coll_t;
 /** Clock: milliseconds since the Unix epoch. Tests inject their own. */
 typedef int64_t (*mdx_clock_cb)(void *data);
 
+/** Eviction policies (see docs/cache.md). A collection's MDX_EVICT_DEFAULT follows the
+ *  store's policy. */
+typedef enum {
+    MDX_EVICT_DEFAULT = 0,
+    MDX_EVICT_NOEVICTION = 1, /* writes that need memory are refused with MDX_EOOM */
+    MDX_EVICT_S3FIFO = 2,     /* S-3FIFO (Yang et al., SOSP 2023): the store's default */
+    MDX_EVICT_SIEVE = 3,      /* SIEVE (Zhang et al., NSDI 2024) */
+    MDX_EVICT_LRU = 4,        /* least recently used (a get moves the record to the front) */
+} mdx_evict_policy_t;
+
 typedef struct {
     mdx_clock_cb clock; /* NULL: CLOCK_REALTIME */
     void *clock_data;
     uint32_t max_key;   /* 0: MDX_DEFAULT_MAX_KEY; at most MDX_KEY_LIMIT */
     uint32_t max_body;  /* 0: MDX_DEFAULT_MAX_BODY */
     uint32_t max_limit; /* 0: MDX_DEFAULT_MAX_LIMIT */
+    size_t maxmemory;   /* bytes of collection memory (mdx_store_stats().memory); 0: no limit */
+    mdx_evict_policy_t policy; /* when over maxmemory; MDX_EVICT_DEFAULT: MDX_EVICT_S3FIFO */
 } mdx_store_opts_t;
 
 /** Creates an empty store. opts may be NULL (defaults). Returns 0, MDX_EINVAL (max_key above
@@ -66,6 +78,35 @@ void mdx_store_free(mdx_store_t *st);
 const char *mdx_store_errmsg(const mdx_store_t *st);
 /** Current time by the store's clock (ms since the Unix epoch). */
 int64_t mdx_store_now(const mdx_store_t *st);
+
+/* ---- cache tier: memory limit, eviction policies, TTL classes ---- */
+
+/** Name of a policy ("s3fifo"), or "default". Static string. */
+const char *mdx_evict_policy_name(mdx_evict_policy_t p);
+/** Parses a policy name (len bytes): noeviction, s3fifo, sieve, lru (and "default" when
+ *  allow_default). Errors: MDX_EINVAL. */
+int mdx_evict_policy_parse(const char *name, size_t len, int allow_default,
+                           mdx_evict_policy_t *out);
+/** Changes the memory limit (0: none) and the store's policy (MDX_EVICT_DEFAULT keeps it).
+ *  Lowering the limit below what is held evicts on the next write. Errors: MDX_EINVAL. */
+int mdx_store_set_limit(mdx_store_t *st, size_t maxmemory, mdx_evict_policy_t policy);
+
+#define MDX_TTL_CLASSES_MAX 16 /* named TTL classes per store */
+/** Defines or changes a named TTL class (name: 1..64 of [A-Za-z0-9_.-], not "none"; ttl_ms >
+ *  0). The defaults are short 60 s, medium 10 min, long 1 h, very_long 24 h. Errors:
+ *  MDX_EBADNAME, MDX_EINVAL, MDX_ETOOBIG (more than MDX_TTL_CLASSES_MAX). */
+int mdx_ttl_class_set(mdx_store_t *st, const char *name, int64_t ttl_ms);
+/** The TTL of a class (name of len bytes). "none" gives 0 (no expiry). Errors: MDX_EINVAL
+ *  (unknown class). */
+int mdx_ttl_class_get(mdx_store_t *st, const char *name, size_t len, int64_t *ttl_ms);
+/** Number of classes and the i-th one's name and TTL (definition order). */
+size_t mdx_ttl_class_count(const mdx_store_t *st);
+const char *mdx_ttl_class_at(const mdx_store_t *st, size_t i, int64_t *ttl_ms);
+
+/* Tags: a write may attach up to MDX_TAGS_MAX tags (strings of 1..MDX_TAG_MAX bytes) to a
+ * record; mdx_invalidate removes every record holding a tag. */
+#define MDX_TAGS_MAX 16
+#define MDX_TAG_MAX  128
 
 /* ---- collections ---- */
 
@@ -86,6 +127,21 @@ mdx_coll_t *mdx_coll_at(const mdx_store_t *st, size_t i);
  *  collection) has not reclaimed yet; reads never return those. */
 const char *mdx_coll_name(const mdx_coll_t *c);
 uint64_t mdx_coll_records(const mdx_coll_t *c);
+
+/** Per-collection cache options. */
+typedef struct {
+    uint64_t capacity;         /* most records held (0: no limit); the policy makes room */
+    mdx_evict_policy_t policy; /* MDX_EVICT_DEFAULT: the store's */
+    int64_t default_ttl_ms;    /* TTL of a put that names none (0: no expiry) */
+} mdx_coll_opts_t;
+
+/** Sets a collection's options. Lowering the capacity below the records held evicts down to
+ *  it now (noeviction: refuses with MDX_EOOM). Errors: MDX_EINVAL (negative TTL, bad policy),
+ *  MDX_EOOM. */
+int mdx_coll_configure(mdx_coll_t *c, const mdx_coll_opts_t *opts);
+void mdx_coll_options(const mdx_coll_t *c, mdx_coll_opts_t *out);
+/** The policy in force for c (never MDX_EVICT_DEFAULT). */
+mdx_evict_policy_t mdx_coll_policy(const mdx_coll_t *c);
 
 /* ---- secondary indexes ---- */
 
@@ -130,14 +186,23 @@ typedef enum {
 
 typedef struct {
     mdx_put_mode_t mode;
-    int64_t ttl_ms; /* > 0: expire that many ms from now; 0: no expiry (a replace clears it) */
-    int keep_ttl;   /* on replace, keep the old record's expiry and ignore ttl_ms */
+    int64_t ttl_ms;        /* > 0: expire that many ms from now */
+    int keep_ttl;          /* on replace, keep the old record's expiry (ttl_ms, ttl_class unused) */
+    const char *ttl_class; /* NUL-terminated class name ("short", ..., "none"), or NULL */
+    const uint8_t *tags;   /* msgpack array of 0..MDX_TAGS_MAX strings, or NULL (no tags) */
+    size_t tags_len;
 } mdx_put_opts_t;
 
-/** Stores a record. opts may be NULL (upsert, no TTL). Errors: MDX_EBADKEY, MDX_EBADBODY,
- *  MDX_ETOOBIG (key or body over the limit), MDX_EBADFIELD / MDX_ENAN (an indexed field holds
- *  an array, map, extension or NaN), MDX_EUNIQUE, MDX_EEXISTS, MDX_ENOTFOUND, MDX_EINVAL
- *  (negative ttl, a ttl for which now + ttl_ms overflows an int64, bad mode), MDX_ENOMEM. */
+/** Stores a record. opts may be NULL (upsert, no TTL, no tags). The expiry is, in order:
+ *  the old record's (keep_ttl, on replace), ttl_ms, ttl_class, the collection's default TTL,
+ *  none. The record's tags are exactly opts->tags (a replace drops the old record's). Errors:
+ *  MDX_EBADKEY, MDX_EBADBODY, MDX_ETOOBIG (key or body over the limit), MDX_EBADFIELD /
+ *  MDX_ENAN (an indexed field holds an array, map, extension or NaN), MDX_EUNIQUE, MDX_EEXISTS,
+ *  MDX_ENOTFOUND, MDX_EINVAL (negative ttl, a ttl for which now + ttl_ms overflows an int64,
+ *  both ttl_ms and ttl_class, unknown class, bad mode, tags not an array of 1..MDX_TAG_MAX-byte
+ *  strings or more than MDX_TAGS_MAX of them), MDX_EOOM (over the memory limit or the
+ *  collection's capacity and the policy is noeviction, or nothing left to evict),
+ *  MDX_ENOMEM. */
 int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body, size_t body_len,
             const mdx_put_opts_t *opts);
 
@@ -155,6 +220,21 @@ int mdx_del(mdx_coll_t *c, const uint8_t *key, size_t key_len);
 int mdx_update(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *set,
                size_t set_len, const uint8_t *unset, size_t unset_len);
 
+/* ---- tags ---- */
+
+/** Removes every record of c holding any of the tags (msgpack array of strings). Logically
+ *  immediate: no read or query after the call returns those records; their memory is
+ *  reclaimed by mdx_store_expire in bounded slices (at once for small tags). *removed (may be
+ *  NULL) receives the number of records removed (see docs/cache.md for when it can count a
+ *  record twice). Errors: MDX_EINVAL (bad tags). */
+int mdx_invalidate(mdx_coll_t *c, const uint8_t *tags, size_t tags_len, uint64_t *removed);
+/** mdx_invalidate on every collection. */
+int mdx_store_invalidate(mdx_store_t *st, const uint8_t *tags, size_t tags_len, uint64_t *removed);
+/** Calls fn for each tag of the record with key `key` (tags are views valid until the next
+ *  modifying call). Errors: MDX_EBADKEY, MDX_ENOTFOUND. */
+int mdx_tags_get(mdx_coll_t *c, const uint8_t *key, size_t key_len,
+                 void (*fn)(void *data, const char *tag, size_t len), void *data);
+
 /* ---- TTL ---- */
 
 /** Sets a record to expire ttl_ms (> 0) from now. Errors: MDX_EBADKEY, MDX_ENOTFOUND,
@@ -165,9 +245,11 @@ int mdx_ttl_get(mdx_coll_t *c, const uint8_t *key, size_t key_len, int64_t *rema
 /** Removes the expiry. Errors: MDX_ENOTFOUND. */
 int mdx_ttl_clear(mdx_coll_t *c, const uint8_t *key, size_t key_len);
 
-/** Frees expired records across all collections, stopping after max_records (0: no limit) or
- *  after about max_us microseconds (0: no limit), whichever comes first. *freed (may be NULL)
- *  receives the number freed. Returns 1 when expired records remain, 0 otherwise. */
+/** Frees expired and invalidated records across all collections, stopping after max_records
+ *  (0: no limit) or after about max_us microseconds (0: no limit), whichever comes first.
+ *  *freed (may be NULL) receives the number freed. Returns 1 when such records remain, 0
+ *  otherwise. Reads never return those records meanwhile; until they are freed, mdx_count and
+ *  offsets may still count them (see docs/cache.md). */
 int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uint64_t *freed);
 
 /* ---- queries ---- */
@@ -227,24 +309,35 @@ int mdx_scan(mdx_coll_t *c, uint64_t cursor, uint32_t limit, mdx_rec_cb cb, void
 
 typedef struct {
     uint64_t puts, gets, deletes, updates, finds, counts, scans;
-    uint64_t hits, misses; /* gets that found / did not find a record */
-    uint64_t expired;      /* records freed because their TTL passed */
-    uint64_t errors;       /* calls that returned an error */
+    uint64_t hits, misses;     /* gets that found / did not find a record */
+    uint64_t expired;          /* records freed because their TTL passed */
+    uint64_t errors;           /* calls that returned an error */
+    uint64_t evicted_memory;   /* records evicted to stay under maxmemory */
+    uint64_t evicted_capacity; /* records evicted to stay within the collection's capacity */
+    uint64_t invalidated;      /* records removed by mdx_invalidate */
+    uint64_t invalidations;    /* mdx_invalidate calls */
+    uint64_t oom;              /* writes refused with MDX_EOOM */
 } mdx_counters_t;
 
 typedef struct {
-    uint64_t records;   /* records held (as mdx_coll_records) */
-    size_t memory;      /* bytes held for records and indexes (allocator usable sizes) */
-    mdx_counters_t ops; /* for this collection */
+    uint64_t records;          /* records held (as mdx_coll_records) */
+    size_t memory;             /* bytes held for records and indexes (allocator usable sizes) */
+    mdx_counters_t ops;        /* for this collection */
+    uint64_t capacity;         /* mdx_coll_opts_t.capacity */
+    mdx_evict_policy_t policy; /* in force */
+    uint64_t pending;          /* invalidated records not yet reclaimed */
 } mdx_coll_stats_t;
 
 typedef struct {
     uint64_t collections;
     uint64_t records;
-    size_t memory;          /* sum of the collections' memory */
+    size_t memory;    /* sum of the collections' memory: what maxmemory limits */
+    size_t maxmemory; /* 0: no limit */
+    mdx_evict_policy_t policy;
     size_t allocated;       /* all bytes allocated through memdex's allocator wrapper */
     size_t allocator_bytes; /* process-wide, from the allocator's statistics */
     mdx_counters_t ops;     /* totals */
+    uint64_t pending;       /* invalidated records not yet reclaimed */
 } mdx_store_stats_t;
 
 void mdx_coll_stats(const mdx_coll_t *c, mdx_coll_stats_t *out);

@@ -57,7 +57,8 @@ static int setup(void **state)
     mb_t b;
     for (int i = 0; i < NRECS; i++) {
         user_body(&b, i);
-        mdx_put_opts_t po = {MDX_PUT_INSERT, i % 4 == 0 ? 60000 : 0, 0};
+        mdx_put_opts_t po = {
+            .mode = MDX_PUT_INSERT, .ttl_ms = i % 4 == 0 ? 60000 : 0, .keep_ttl = 0};
         assert_int_equal(mdx_put(users, K(ik(i)), b.d, b.n, &po), 0);
     }
     mb_reset(&b);
@@ -551,21 +552,22 @@ static void test_bad_ttl_and_put_options(void **state)
     (void)state;
     mb_t b;
     user_body(&b, 50);
-    mdx_put_opts_t neg = {MDX_PUT_UPSERT, -1, 0};
+    mdx_put_opts_t neg = {.mode = MDX_PUT_UPSERT, .ttl_ms = -1, .keep_ttl = 0};
     BAD(MDX_EINVAL, mdx_put(users, K(ik(100)), b.d, b.n, &neg));
     BAD(MDX_EINVAL, mdx_put(users, K(ik(1)), b.d, b.n, &neg));
-    mdx_put_opts_t mode = {(mdx_put_mode_t)3, 0, 0};
+    mdx_put_opts_t mode = {.mode = (mdx_put_mode_t)3, .ttl_ms = 0, .keep_ttl = 0};
     BAD(MDX_EINVAL, mdx_put(users, K(ik(100)), b.d, b.n, &mode));
     BAD(MDX_EINVAL, mdx_ttl_set(users, K(ik(1)), -5));
     BAD(MDX_EINVAL, mdx_ttl_set(users, K(ik(1)), 0));
     BAD(MDX_EINVAL, mdx_ttl_set(users, K(ik(1)), INT64_MIN));
     /* now + ttl would overflow an int64: refused rather than wrapped into the past. */
     BAD(MDX_EINVAL, mdx_ttl_set(users, K(ik(1)), INT64_MAX));
-    mdx_put_opts_t huge = {MDX_PUT_UPSERT, INT64_MAX, 0};
+    mdx_put_opts_t huge = {.mode = MDX_PUT_UPSERT, .ttl_ms = INT64_MAX, .keep_ttl = 0};
     BAD(MDX_EINVAL, mdx_put(users, K(ik(1)), b.d, b.n, &huge));
 
     /* Modes against the record's presence. */
-    mdx_put_opts_t ins = {MDX_PUT_INSERT, 0, 0}, rep = {MDX_PUT_REPLACE, 0, 0};
+    mdx_put_opts_t ins = {.mode = MDX_PUT_INSERT, .ttl_ms = 0, .keep_ttl = 0},
+                   rep = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 0};
     BAD(MDX_EEXISTS, mdx_put(users, K(ik(1)), b.d, b.n, &ins));
     BAD(MDX_ENOTFOUND, mdx_put(users, K(ik(100)), b.d, b.n, &rep));
     BAD(MDX_ENOTFOUND, mdx_ttl_set(users, K(ik(100)), 1000));

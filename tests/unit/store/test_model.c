@@ -264,7 +264,9 @@ static void op_put(void)
     mdx_buf_t b;
     mdx_buf_init(&b);
     encode_body(pairs, n, &b);
-    mdx_put_opts_t o = {(mdx_put_mode_t)rn(3), rn(4) == 0 ? (int64_t)rn(50) + 1 : 0, rn(6) == 0};
+    mdx_put_opts_t o = {.mode = (mdx_put_mode_t)rn(3),
+                        .ttl_ms = rn(4) == 0 ? (int64_t)rn(50) + 1 : 0,
+                        .keep_ttl = rn(6) == 0};
     int expect;
     if (live(k) && o.mode == MDX_PUT_INSERT)
         expect = MDX_EEXISTS;

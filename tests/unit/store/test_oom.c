@@ -55,7 +55,7 @@ static void build_main(void)
     mb_t b;
     for (int i = 0; i < 16; i++) {
         body3(&b, CITIES[i % 4], i, "n");
-        mdx_put_opts_t po = {MDX_PUT_INSERT, 100000 + i, 0};
+        mdx_put_opts_t po = {.mode = MDX_PUT_INSERT, .ttl_ms = 100000 + i, .keep_ttl = 0};
         assert_int_equal(mdx_put(coll, K(ik(i)), b.d, b.n, &po), 0);
     }
     for (int i = 50; i < 52; i++) {
@@ -232,7 +232,7 @@ static int64_t put_exp;
 static int op_put_new_join(void)
 {
     body3(&put_body, "paris", 100, "new");
-    mdx_put_opts_t po = {MDX_PUT_INSERT, 5000, 0};
+    mdx_put_opts_t po = {.mode = MDX_PUT_INSERT, .ttl_ms = 5000, .keep_ttl = 0};
     put_exp = fake_now + 5000;
     return mdx_put(coll, K(ik(100)), put_body.d, put_body.n, &po);
 }
@@ -276,7 +276,7 @@ static void test_oom_put_new_key_new_values(void **state)
 static int op_put_replace_changed(void)
 {
     body3(&put_body, "paris", 300, "replaced");
-    mdx_put_opts_t po = {MDX_PUT_REPLACE, 0, 1};
+    mdx_put_opts_t po = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 1};
     put_exp = fake_now + 100003;
     return mdx_put(coll, K(ik(3)), put_body.d, put_body.n, &po);
 }
@@ -301,7 +301,7 @@ static void test_oom_put_replace_changed_values(void **state)
 static int op_put_replace_same(void)
 {
     body3(&put_body, "oslo", 50, "same values, longer body");
-    mdx_put_opts_t po = {MDX_PUT_UPSERT, 70, 0};
+    mdx_put_opts_t po = {.mode = MDX_PUT_UPSERT, .ttl_ms = 70, .keep_ttl = 0};
     put_exp = fake_now + 70;
     return mdx_put(coll, K(ik(50)), put_body.d, put_body.n, &po);
 }
@@ -324,7 +324,7 @@ static void test_oom_put_replace_same_values(void **state)
 static int op_put_replace_drop(void)
 {
     body3(&put_body, NULL, -1, "bare");
-    mdx_put_opts_t po = {MDX_PUT_REPLACE, 0, 0};
+    mdx_put_opts_t po = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 0};
     return mdx_put(coll, K(ik(5)), put_body.d, put_body.n, &po);
 }
 static void check_put_replace_drop(void)

@@ -165,7 +165,7 @@ static void put_body(mdx_coll_t *c, tkey_t k, int64_t age, const char *city, int
     mb_kv_str(&m, "city", city);
     mb_str(&m, "pad");
     mb_str(&m, "some padding to make the body about sixty bytes long");
-    mdx_put_opts_t o = {MDX_PUT_UPSERT, ttl, 0};
+    mdx_put_opts_t o = {.mode = MDX_PUT_UPSERT, .ttl_ms = ttl, .keep_ttl = 0};
     assert_int_equal(mdx_put(c, K(k), m.d, m.n, &o), 0);
 }
 

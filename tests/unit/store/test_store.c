@@ -125,7 +125,7 @@ static mb_t *sval(mb_t *m, const char *s)
 
 static void put_ok(mdx_coll_t *c, tkey_t k, const mb_t *body, int64_t ttl)
 {
-    mdx_put_opts_t o = {MDX_PUT_UPSERT, ttl, 0};
+    mdx_put_opts_t o = {.mode = MDX_PUT_UPSERT, .ttl_ms = ttl, .keep_ttl = 0};
     int rc = mdx_put(c, k.d, k.n, body->d, body->n, &o);
     if (rc)
         print_error("put: %s (%s)\n", mdx_err_name(rc), mdx_store_errmsg(st));
@@ -407,8 +407,9 @@ static void test_put_modes(void **state)
     mb_kv_int(&b2, "v", 2);
     mb_reset(&b3);
     mb_map(&b3, 0);
-    mdx_put_opts_t up = {MDX_PUT_UPSERT, 0, 0}, ins = {MDX_PUT_INSERT, 0, 0},
-                   rep = {MDX_PUT_REPLACE, 0, 0};
+    mdx_put_opts_t up = {.mode = MDX_PUT_UPSERT, .ttl_ms = 0, .keep_ttl = 0},
+                   ins = {.mode = MDX_PUT_INSERT, .ttl_ms = 0, .keep_ttl = 0},
+                   rep = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 0};
 
     assert_int_equal(mdx_put(c, K(ik(1)), b1.d, b1.n, &up), 0);
     assert_int_equal(mdx_coll_records(c), 1);
@@ -829,7 +830,8 @@ static void test_writes_meet_expired_records(void **state)
     mb_kv_int(&b, "w", 2);
     mb_reset(&empty);
     mb_map(&empty, 0);
-    mdx_put_opts_t ins = {MDX_PUT_INSERT, 0, 0}, rep = {MDX_PUT_REPLACE, 0, 0};
+    mdx_put_opts_t ins = {.mode = MDX_PUT_INSERT, .ttl_ms = 0, .keep_ttl = 0},
+                   rep = {.mode = MDX_PUT_REPLACE, .ttl_ms = 0, .keep_ttl = 0};
 
     put_ok(c, ik(1), &a, 10);
     for (int k = 2; k <= 5; k++)
@@ -853,7 +855,7 @@ static void test_writes_meet_expired_records(void **state)
     put_ok(c, ik(20), &b, 0);
     assert_int_equal(ttl_of(c, ik(20)), -1);
     put_ok(c, ik(21), &b, 100);
-    mdx_put_opts_t keep = {MDX_PUT_UPSERT, 7, 1};
+    mdx_put_opts_t keep = {.mode = MDX_PUT_UPSERT, .ttl_ms = 7, .keep_ttl = 1};
     assert_int_equal(mdx_put(c, K(ik(21)), empty.d, empty.n, &keep), 0);
     assert_int_equal(ttl_of(c, ik(21)), 100);
     expect_body(c, ik(21), &empty);
