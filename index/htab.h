@@ -41,6 +41,9 @@ typedef struct {
     mdx_hnode_t *spill;
 } mdx_htab_t;
 
+/** Bytes of bucket array the next insert would allocate to grow the table (0 when it would
+ *  not grow): lets a caller with a memory limit refuse before going over it. */
+size_t mdx_htab_grow_bytes(const mdx_htab_t *h);
 /** Initializes an empty table (no allocation until the first insert). */
 void mdx_htab_init(mdx_htab_t *h);
 /** Frees the bucket arrays. The elements belong to the caller and are not touched. */

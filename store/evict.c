@@ -353,13 +353,15 @@ static mdx_coll_t *biggest(mdx_store_t *st, const mdx_rec_t *keep, const mdx_col
     return best;
 }
 
-static void enforce_memory(mdx_store_t *st, const mdx_rec_t *keep, const mdx_coll_t *kc)
+/* Evicts while the store holds more than `target` bytes. */
+static void enforce_memory(mdx_store_t *st, const mdx_rec_t *keep, const mdx_coll_t *kc,
+                           size_t target)
 {
-    while (st->opts.maxmemory && st->mem > st->opts.maxmemory) {
+    while (st->mem > target) {
         mdx_coll_t *v = biggest(st, keep, kc);
         if (!v)
             return;
-        for (int k = 0; k < 64 && st->mem > st->opts.maxmemory; k++)
+        for (int k = 0; k < 64 && st->mem > target; k++)
             if (!evict_one(v, v == kc ? keep : NULL, &v->ops.evicted_memory))
                 break;
     }
@@ -371,11 +373,27 @@ void mdx__evict_enforce(mdx_coll_t *c, mdx_rec_t *keep)
         while (mdx_htab_count(&c->primary) > c->opts.capacity)
             if (!evict_one(c, keep, &c->ops.evicted_capacity))
                 break;
-    enforce_memory(c->store, keep, c);
+    if (c->store->opts.maxmemory)
+        enforce_memory(c->store, keep, c, c->store->opts.maxmemory);
 }
 
 int mdx__evict_full(mdx_coll_t *c)
 {
+    mdx_store_t *st = c->store;
+    /* An insert that would grow the primary table past the memory limit when nothing can be
+     * evicted to pay for it is refused: the bucket array is the one large allocation a
+     * write can make. */
+    size_t grow = st->opts.maxmemory ? mdx_htab_grow_bytes(&c->primary) : 0;
+    if (grow && st->mem + grow > st->opts.maxmemory) {
+        enforce_memory(st, NULL, NULL, grow < st->opts.maxmemory ? st->opts.maxmemory - grow : 0);
+        if (st->mem + grow > st->opts.maxmemory) {
+            c->ops.oom++;
+            return mdx__err(st, MDX_EOOM,
+                            "memory limit of %zu bytes reached (%zu used, growing the table of "
+                            "'%s' needs %zu more) and nothing can be evicted",
+                            st->opts.maxmemory, st->mem, c->name, grow);
+        }
+    }
     if (c->opts.capacity && !evictable(c) && mdx_htab_count(&c->primary) >= c->opts.capacity) {
         c->ops.oom++;
         return mdx__err(c->store, MDX_EOOM,
@@ -390,7 +408,7 @@ int mdx__evict_admit(mdx_coll_t *c)
 {
     mdx_store_t *st = c->store;
     if (st->opts.maxmemory && st->mem >= st->opts.maxmemory) {
-        enforce_memory(st, NULL, NULL);
+        enforce_memory(st, NULL, NULL, st->opts.maxmemory - 1);
         if (st->mem >= st->opts.maxmemory) {
             c->ops.oom++;
             return mdx__err(st, MDX_EOOM,

@@ -159,6 +159,8 @@ int mdx_coll_create(mdx_store_t *st, const char *name, mdx_coll_t **out)
     memcpy(c->name, name, len + 1);
     c->store = st;
     c->snap_idx = -1;
+    c->mem = mdx_alloc_size(c); /* the collection's own block counts toward the limit */
+    st->mem += c->mem;
     mdx_htab_init(&c->primary);
     mdx_htab_init(&c->tags);
     st->colls[st->ncolls++] = c;
@@ -330,7 +332,7 @@ size_t mdx_key_str(uint8_t *out, const char *s, size_t len)
 void mdx_coll_stats(const mdx_coll_t *c, mdx_coll_stats_t *out)
 {
     out->records = mdx_htab_count(&c->primary);
-    out->memory = c->mem + mdx_alloc_size(c);
+    out->memory = c->mem;
     out->ops = c->ops;
     out->capacity = c->opts.capacity;
     out->policy = mdx_coll_policy(c);

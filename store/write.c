@@ -465,14 +465,17 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
     if ((rc = mdx__evict_admit(c)))
         goto fail;
 
-    mdx_rec_t *rec = NULL;
-    MEM_BEGIN();
-    mdx_rec_t *old = live_lookup(c, ckey, klen, hash);
+    mdx_rec_t *rec = NULL, *old;
+    {
+        MEM_BEGIN();
+        old = live_lookup(c, ckey, klen, hash);
+        MEM_END(c);
+    }
     if (old && opts->mode == MDX_PUT_INSERT) {
         rc = mdx__err(st, MDX_EEXISTS, "a record with this key already exists in '%s'", c->name);
     } else if (!old && opts->mode == MDX_PUT_REPLACE) {
         rc = mdx__err(st, MDX_ENOTFOUND, "no record with this key in '%s' to replace", c->name);
-    } else if (!old && (rc = mdx__evict_full(c))) {
+    } else if (!old && (rc = mdx__evict_full(c))) { /* may evict: outside a MEM bracket */
         /* message set */
     } else {
         int64_t exp = 0;
@@ -480,9 +483,10 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
             exp = old->expires_at;
         else
             exp = ttl_exp;
+        MEM_BEGIN();
         rc = write_record(c, ckey, klen, hash, old, body, body_len, exp, &ts, &rec);
+        MEM_END(c);
     }
-    MEM_END(c);
     if (rc == 0) {
         mdx__evict_enforce(c, rec);
         return 0;

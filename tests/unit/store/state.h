@@ -177,7 +177,10 @@ TEST_FN void state_settle(mdx_store_t *st)
             if (c->indexes[j]->kind == MDX_INDEX_HASH)
                 while (mdx_htab_rehash_step(&c->indexes[j]->groups, 1024))
                     ;
+        while (mdx_htab_rehash_step(&c->tags, 1024))
+            ;
         c->mem += mdx_alloc_used() - mem0;
+        st->mem += mdx_alloc_used() - mem0;
     }
 }
 
@@ -191,7 +194,8 @@ static size_t htab_arrays(const mdx_htab_t *h)
  * grown capacity after a failed call (see test_oom.c); every other block must not. */
 TEST_FN size_t state_coll_arrays(const mdx_coll_t *c)
 {
-    size_t n = htab_arrays(&c->primary) + mdx_alloc_size(c->heap);
+    size_t n = htab_arrays(&c->primary) + mdx_alloc_size(c->heap) + htab_arrays(&c->tags) +
+               mdx_alloc_size(c->ghost.ring) + mdx_alloc_size(c->ghost.set);
     for (size_t j = 0; j < c->nindexes; j++) {
         const mdx_index_t *ix = c->indexes[j];
         if (ix->kind != MDX_INDEX_HASH)
@@ -239,6 +243,75 @@ static void heap_check(const mdx_coll_t *c)
     assert_int_equal(with_expiry, c->heap_len);
 }
 
+/* The eviction queues hold every record once, linked both ways, each in the queue its
+ * EV_MAIN bit names; a SIEVE hand points into main. */
+static void queues_check(const mdx_coll_t *c)
+{
+    uint64_t total = 0;
+    int hand_seen = c->hand == NULL;
+    for (int q = 0; q < 2; q++) {
+        const mdx_rec_t *prev = NULL;
+        uint64_t n = 0;
+        for (const mdx_rec_t *r = c->q[q].head; r; prev = r, r = r->qnext) {
+            assert_ptr_equal(r->qprev, prev);
+            assert_int_equal(!!(r->evict & EV_MAIN), q);
+            hand_seen |= r == c->hand;
+            n++;
+            assert_true(n <= mdx_htab_count(&c->primary));
+        }
+        assert_ptr_equal(c->q[q].tail, prev);
+        assert_int_equal(n, c->q[q].len);
+        total += n;
+    }
+    assert_true(hand_seen);
+    assert_int_equal(total, mdx_htab_count(&c->primary));
+}
+
+/* Tags: each tag's member list leads to records that hold it, its count is the list's length;
+ * live tags are in the table, dead ones in the dying list with `pending` their total; every
+ * membership of every record is linked into its tag's list (counted both ways). */
+static void tags_check(const mdx_coll_t *c)
+{
+    uint64_t members = 0, pending = 0, refs = 0;
+    mdx_htab_iter_t it = {0};
+    const mdx_hnode_t *hn;
+    for (int dead = 0; dead < 2; dead++) {
+        const mdx_tag_t *t = dead ? c->dying : NULL;
+        memset(&it, 0, sizeof(it));
+        for (;;) {
+            if (!dead) {
+                hn = mdx_htab_iter_next(&c->tags, &it);
+                t = (const mdx_tag_t *)hn;
+            }
+            if (!t)
+                break;
+            assert_int_equal(!!t->dead_epoch, dead);
+            assert_true(t->count > 0);
+            uint64_t n = 0;
+            const mdx_tagref_t *prev = NULL;
+            for (const mdx_tagref_t *ref = t->first; ref; prev = ref, ref = ref->next) {
+                assert_ptr_equal(ref->prev, prev);
+                assert_ptr_equal(tagref_tag(ref), t);
+                const mdx_rec_t *r = tagref_rec(ref);
+                assert_true((ref->tagx & 15) < r->ntags);
+                assert_ptr_equal(&rec_tagrefs(r)[ref->tagx & 15], ref);
+                n++;
+            }
+            assert_int_equal(n, t->count);
+            members += n;
+            if (dead) {
+                pending += n;
+                t = t->dnext;
+            }
+        }
+    }
+    assert_int_equal(pending, c->pending);
+    memset(&it, 0, sizeof(it));
+    while ((hn = mdx_htab_iter_next(&c->primary, &it)))
+        refs += ((const mdx_rec_t *)hn)->ntags;
+    assert_int_equal(refs, members);
+}
+
 /* Invariants that hold after every call: each index holds exactly the live records with their
  * current values, the heap is consistent, and the memory the statistics report (collections
  * plus the store's own blocks) is exactly what the allocator wrapper counts. The last holds
@@ -258,7 +331,10 @@ TEST_FN void state_check(mdx_store_t *st)
             assert_int_equal(v, 0);
         }
         c->mem += mdx_alloc_used() - mem0;
+        st->mem += mdx_alloc_used() - mem0;
         heap_check(c);
+        queues_check(c);
+        tags_check(c);
         mdx_coll_stats_t cs;
         mdx_coll_stats(c, &cs);
         total += cs.memory;
@@ -267,6 +343,10 @@ TEST_FN void state_check(mdx_store_t *st)
         print_error("memory in the statistics %zu, allocator wrapper %zu\n", total,
                     mdx_alloc_used());
     assert_int_equal(total, mdx_alloc_used());
+    size_t sum = 0;
+    for (size_t i = 0; i < st->ncolls; i++)
+        sum += st->colls[i]->mem;
+    assert_int_equal(sum, st->mem);
 }
 
 /* ---- snapshots ---- */
