@@ -341,6 +341,106 @@ static void test_oom_put_replace_dropping_fields_and_ttl(void **state)
         check_put_replace_drop, STATE_MEM_EXACT);
 }
 
+/* ---- tags ---- */
+
+static void tags3(mb_t *m, const char *a, const char *b, const char *c)
+{
+    mb_reset(m);
+    mb_arr(m, (uint32_t)((a != NULL) + (b != NULL) + (c != NULL)));
+    if (a)
+        mb_str(m, a);
+    if (b)
+        mb_str(m, b);
+    if (c)
+        mb_str(m, c);
+}
+
+/* build_main, and records 0..3 tagged "old". */
+static void build_tagged(void)
+{
+    build_main();
+    mb_t b, t;
+    tags3(&t, "old", NULL, NULL);
+    for (int i = 0; i < 4; i++) {
+        body3(&b, CITIES[i % 4], i, "n");
+        mdx_put_opts_t po = {.keep_ttl = 1, .tags = t.d, .tags_len = t.n};
+        assert_int_equal(mdx_put(coll, K(ik(i)), b.d, b.n, &po), 0);
+    }
+}
+
+typedef struct {
+    char names[4][16];
+    int n;
+} tag_list_t;
+
+static void collect_tag(void *data, const char *tag, size_t len)
+{
+    tag_list_t *l = data;
+    assert_true(l->n < 4 && len < 16);
+    memcpy(l->names[l->n], tag, len);
+    l->names[l->n++][len] = '\0';
+}
+
+static void expect_tags(tkey_t k, const char *a, const char *b, const char *c)
+{
+    tag_list_t l = {.n = 0};
+    assert_int_equal(mdx_tags_get(coll, k.d, k.n, collect_tag, &l), 0);
+    const char *want[3] = {a, b, c};
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (want[i])
+            assert_string_equal(l.names[n++], want[i]);
+    assert_int_equal(l.n, n);
+}
+
+/* A new key with an existing tag and two new ones. */
+static int op_put_tags_new(void)
+{
+    mb_t t;
+    body3(&put_body, "lima", 101, NULL);
+    tags3(&t, "old", "new1", "new2");
+    mdx_put_opts_t po = {.tags = t.d, .tags_len = t.n};
+    return mdx_put(coll, K(ik(101)), put_body.d, put_body.n, &po);
+}
+static void check_put_tags_new(void)
+{
+    expect_record(ik(101), &put_body, 0);
+    expect_tags(ik(101), "old", "new1", "new2");
+    assert_int_equal(mdx_coll_records(coll), 19);
+}
+static void test_oom_put_with_new_tags(void **state)
+{
+    (void)state;
+    RUN("put new key with an existing and two new tags", build_tagged, op_put_tags_new,
+        check_put_tags_new, STATE_MEM_ARRAYS);
+}
+
+/* Replacing record 1 (tag "old") with other values and tag "fresh". */
+static int op_put_tags_replace(void)
+{
+    mb_t t;
+    body3(&put_body, "tokyo", 301, "replaced");
+    tags3(&t, "fresh", NULL, NULL);
+    mdx_put_opts_t po = {.mode = MDX_PUT_REPLACE, .tags = t.d, .tags_len = t.n};
+    return mdx_put(coll, K(ik(1)), put_body.d, put_body.n, &po);
+}
+static void check_put_tags_replace(void)
+{
+    expect_record(ik(1), &put_body, 0);
+    expect_tags(ik(1), "fresh", NULL, NULL);
+    mb_t t;
+    tags3(&t, "old", NULL, NULL);
+    uint64_t removed;
+    assert_int_equal(mdx_invalidate(coll, t.d, t.n, &removed), 0);
+    assert_int_equal(removed, 3);
+}
+static void test_oom_put_replacing_tags(void **state)
+{
+    (void)state;
+    RUN("replace changing the tags", build_tagged, op_put_tags_replace, check_put_tags_replace,
+        STATE_MEM_ARRAYS);
+}
+
 /* ---- update ---- */
 
 static mb_t upd_want;
@@ -722,6 +822,8 @@ int main(void)
         cmocka_unit_test_teardown(test_oom_put_replace_changed_values, teardown),
         cmocka_unit_test_teardown(test_oom_put_replace_same_values, teardown),
         cmocka_unit_test_teardown(test_oom_put_replace_dropping_fields_and_ttl, teardown),
+        cmocka_unit_test_teardown(test_oom_put_with_new_tags, teardown),
+        cmocka_unit_test_teardown(test_oom_put_replacing_tags, teardown),
         cmocka_unit_test_teardown(test_oom_update, teardown),
         cmocka_unit_test_teardown(test_oom_ttl_set_growing_the_heap, teardown),
         cmocka_unit_test_teardown(test_oom_ttl_set_first_expiry, teardown),

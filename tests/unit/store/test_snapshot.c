@@ -82,14 +82,26 @@ static int drec_cmp(const void *a, const void *b)
     return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Everything observable: collections in order, their index definitions and all records
- * sorted by key (scan may return a record twice across resizes: duplicates are dropped). */
+static int dump_entries = 1;
+
+static void dump_tag(void *data, const char *tag, size_t len)
+{
+    d_raw(data, tag, len);
+    d_raw(data, "", 1);
+}
+
+/* Everything observable: collections in order with their options, their index definitions
+ * and all records sorted by key, each with its tags and eviction state (scan may return a
+ * record twice across resizes: duplicates are dropped). */
 static dump_t dump_store(mdx_store_t *st)
 {
     dump_t d = {0};
     for (size_t i = 0; i < mdx_coll_count(st); i++) {
         mdx_coll_t *c = mdx_coll_at(st, i);
         d_raw(&d, mdx_coll_name(c), strlen(mdx_coll_name(c)) + 1);
+        mdx_coll_opts_t co;
+        mdx_coll_options(c, &co);
+        d_raw(&d, &co, sizeof(co));
         for (size_t j = 0; j < mdx_index_count(c); j++) {
             mdx_index_info_t ii;
             assert_int_equal(mdx_index_info(c, j, &ii), 0);
@@ -97,7 +109,8 @@ static dump_t dump_store(mdx_store_t *st)
             d_raw(&d, ii.field, strlen(ii.field) + 1);
             d_raw(&d, &ii.kind, sizeof(ii.kind));
             d_raw(&d, &ii.unique, sizeof(ii.unique));
-            d_raw(&d, &ii.entries, sizeof(ii.entries));
+            if (dump_entries) /* off while invalidated records wait to be freed */
+                d_raw(&d, &ii.entries, sizeof(ii.entries));
             assert_int_equal(mdx__index_verify(c, c->indexes[j]), 0);
         }
         drecs_t a = {0};
@@ -112,6 +125,12 @@ static dump_t dump_store(mdx_store_t *st)
             d_raw(&d, a.v[k].key, a.v[k].key_len);
             d_raw(&d, a.v[k].body, a.v[k].body_len);
             d_raw(&d, &a.v[k].exp, sizeof(a.v[k].exp));
+            assert_int_equal(mdx_tags_get(c, a.v[k].key, a.v[k].key_len, dump_tag, &d), 0);
+            const mdx_rec_t *r = mdx__rec_lookup(c, a.v[k].key, a.v[k].key_len,
+                                                 mdx__key_hash(a.v[k].key, a.v[k].key_len));
+            assert_non_null(r);
+            uint8_t ev = r->evict & (EV_FREQ | EV_MAIN);
+            d_raw(&d, &ev, 1);
         }
         for (size_t k = 0; k < a.n; k++) {
             free(a.v[k].key);
@@ -300,6 +319,115 @@ static void test_round_trip_keeps_everything(void **state)
     assert_int_equal(li.records, 315);
     mdx_store_free(st2);
     mdx_store_free(st);
+    remove_dir();
+}
+
+static void put_tagged(mdx_coll_t *c, int64_t k, const char *t1, const char *t2)
+{
+    mb_t m, t;
+    mb_reset(&m);
+    mb_map(&m, 2);
+    mb_kv_int(&m, "age", k % 50);
+    mb_kv_str(&m, "city", "tagged");
+    mb_reset(&t);
+    mb_arr(&t, (uint32_t)((t1 != NULL) + (t2 != NULL)));
+    if (t1)
+        mb_str(&t, t1);
+    if (t2)
+        mb_str(&t, t2);
+    mdx_put_opts_t o = {.tags = t.d, .tags_len = t.n};
+    tkey_t key = ik(k);
+    assert_int_equal(mdx_put(c, K(key), m.d, m.n, &o), 0);
+}
+
+static uint64_t invalidate1(mdx_coll_t *c, const char *tag)
+{
+    mb_t t;
+    mb_reset(&t);
+    mb_arr(&t, 1);
+    mb_str(&t, tag);
+    uint64_t removed;
+    assert_int_equal(mdx_invalidate(c, t.d, t.n, &removed), 0);
+    return removed;
+}
+
+/* The cache tier's state survives a snapshot: collection options, tags (invalidation works
+ * after the load), each record's eviction state (S3-FIFO's queue and frequency). And a
+ * snapshot is point-in-time for invalidations: records invalidated before it began (still
+ * waiting to be freed) are not in it, those invalidated while it runs are. */
+static void test_cache_state_and_invalidation(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = new_store();
+    mdx_coll_t *t, *s, *f;
+    assert_int_equal(mdx_coll_create(st, "tagged", &t), 0);
+    assert_int_equal(mdx_coll_create(st, "sieve", &s), 0);
+    assert_int_equal(mdx_coll_create(st, "fifo", &f), 0);
+    assert_int_equal(mdx_index_create(t, "by_age", "age", MDX_INDEX_SKIPLIST, 0), 0);
+    mdx_coll_opts_t so = {.capacity = 1000, .policy = MDX_EVICT_SIEVE, .default_ttl_ms = 60000};
+    assert_int_equal(mdx_coll_configure(s, &so), 0);
+    mdx_coll_opts_t fo = {.capacity = 100};
+    assert_int_equal(mdx_coll_configure(f, &fo), 0);
+    for (int k = 0; k < 2000; k++)
+        put_tagged(t, k,
+                   k < 1000   ? "big"
+                   : k < 1600 ? "pre"
+                   : k < 1610 ? "small"
+                              : NULL,
+                   k % 2 ? "odd" : NULL);
+    for (int k = 0; k < 50; k++)
+        put_tagged(s, k, NULL, NULL);
+    /* S3-FIFO: hits, then evictions that promote the hit records to main. */
+    for (int k = 0; k < 300; k++) {
+        put_tagged(f, k, NULL, NULL);
+        if (k % 3 == 0) {
+            mdx_rec_view_t v;
+            tkey_t key = ik(k);
+            assert_int_equal(mdx_get(f, K(key), &v), 0);
+        }
+    }
+    assert_true(f->q[1].len > 0 && f->q[0].len > 0);
+    assert_int_equal(invalidate1(t, "pre"), 600);
+    assert_true(t->pending > 0);
+
+    dump_entries = 0;
+    dump_t expect = dump_store(st); /* the "pre" records are not in it */
+    mdx_snapshot_t *snap;
+    assert_int_equal(mdx_snapshot_begin(st, dir, NULL, &snap), 0);
+    int done = 0, steps = 0;
+    while (!done) {
+        assert_int_equal(mdx_snapshot_step(snap, 50, &done), 0);
+        if (steps == 3) {
+            assert_int_equal(invalidate1(t, "big"), 1000); /* lazy */
+            assert_int_equal(invalidate1(t, "small"), 10); /* eager */
+            put_tagged(t, 5000, "big", NULL);              /* after the start: not saved */
+        }
+        if (steps > 3)
+            (void)mdx_store_expire(st, 100, 0, NULL);
+        steps++;
+    }
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_snapshot_finish(snap, &info), 0);
+    assert_int_equal(info.result, 0);
+
+    mdx_store_t *st2 = new_store();
+    assert_int_equal(mdx_store_load(st2, info.path, NULL), 0);
+    dump_t got = dump_store(st2);
+    dump_entries = 1;
+    assert_dump_equal(&expect, &got);
+    mdx_coll_t *t2;
+    assert_int_equal(mdx_coll_find(st2, "tagged", 6, &t2), 0);
+    assert_int_equal(invalidate1(t2, "big"), 1000);
+    assert_int_equal(invalidate1(t2, "small"), 10);
+    assert_int_equal(invalidate1(t2, "pre"), 0);
+    /* Until "big" is freed, "odd" would count its odd records again (docs/cache.md). */
+    while (mdx_store_expire(st2, 0, 0, NULL))
+        ;
+    assert_int_equal(invalidate1(t2, "odd"), 195); /* odd keys among 1610..1999 */
+    mdx_store_free(st);
+    state_check(st2); /* alone now: its memory is all the allocator holds */
+    mdx_store_free(st2);
     remove_dir();
 }
 
@@ -601,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_keeps_the_last_k),
         cmocka_unit_test(test_abandoned_snapshot_leaves_no_file),
         cmocka_unit_test(test_step_visits_at_most_max_records),
+        cmocka_unit_test(test_cache_state_and_invalidation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
