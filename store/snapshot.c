@@ -1,13 +1,16 @@
 /*
  * Point-in-time snapshots without fork (see memdex/snapshot.h and docs/snapshot-format.md).
  *
- * Consistency: a snapshot started at store epoch E with generation G must contain every record
- * that existed at that moment, as it was. Every record carries the epoch of its last write and
- * the generation of the last snapshot that saved it. The walk saves records with epoch <= E
- * whose generation is not G and marks them G; mdx__snap_guard, called by every path that is
- * about to replace, change in place or free a record, saves such a record first. Records
- * written after the start have epoch > E and are skipped. So each record of the moment is
- * written exactly once, by the walk or by its guard, whatever the order of writes.
+ * Consistency: a snapshot started with generation G must contain every record that existed at
+ * that moment, as it was. Every record carries the generation of the last snapshot that saved
+ * it; a record created while a snapshot runs is born with that snapshot's generation. The
+ * walk saves records whose generation is not G and marks them G; mdx__snap_guard, called by
+ * every path that is about to replace, change in place or free a record, saves such a record
+ * first. Records created after the start already carry G and are skipped. So each record of
+ * the moment is written exactly once, by the walk or by its guard, whatever the order of
+ * writes. (Records used to carry their write epoch too; the generation alone decides, and
+ * dropping the epoch kept the record header in the allocator's size class when the eviction
+ * links were added.)
  *
  * I/O: the owner thread builds checksummed blocks in memory and queues them; a writer thread
  * writes them to a temporary file, and after the trailer fsyncs it, renames it to its final
@@ -618,7 +621,7 @@ static void walk_one(void *data, mdx_hnode_t *node)
     mdx_snapshot_t *s = data;
     mdx_rec_t *r = (mdx_rec_t *)node;
     mdx_coll_t *c = s->colls[s->walk_coll];
-    if (r->epoch <= s->epoch && r->snap_gen != s->st->snap_gen)
+    if (r->snap_gen != s->st->snap_gen)
         save_rec(s, c, r);
     /* Every record visited counts, saved or skipped: records written after the start or
      * already saved as pre-images can be most of a table, and a step must stay short. */

@@ -40,7 +40,6 @@ typedef struct mdx_tagref {
 typedef struct mdx_rec {
     mdx_hnode_t hnode;             /* primary index link; hash = XXH3 of the canonical key */
     struct mdx_rec *qprev, *qnext; /* eviction queue: toward the head (newer) / tail (older) */
-    uint64_t epoch;                /* store epoch of the write that made this record (snapshots) */
     int64_t expires_at;            /* ms since the Unix epoch; 0 = never */
     uint32_t heap_pos;             /* position in the collection's expiry heap, or MDX_NO_HEAP */
     uint32_t body_len;
@@ -162,7 +161,7 @@ struct mdx_store {
     size_t expire_next; /* round-robin position of the expiry step */
     uint64_t epoch;
     struct mdx_snapshot *snap;  /* the snapshot in progress, or NULL */
-    uint64_t snap_epoch;        /* its epoch: records written after it began have more */
+    uint64_t snap_epoch;        /* its epoch: tags invalidated after it began have more */
     uint16_t snap_gen;          /* its generation (new records start with it: not to save) */
     mdx_counters_t dropped_ops; /* counters of dropped collections, kept in the totals */
     mdx_buf_t cursor;           /* backing store of the last find cursor */
@@ -239,8 +238,7 @@ void mdx__snap_coll_drop(mdx_coll_t *c);
 static inline void mdx__snap_guard(mdx_coll_t *c, mdx_rec_t *r)
 {
     const mdx_store_t *st = c->store;
-    if (__builtin_expect(st->snap != NULL, 0) && c->snap_idx >= 0 && r->epoch <= st->snap_epoch &&
-        r->snap_gen != st->snap_gen)
+    if (__builtin_expect(st->snap != NULL, 0) && c->snap_idx >= 0 && r->snap_gen != st->snap_gen)
         mdx__snap_save(c, r);
 }
 

@@ -113,7 +113,6 @@ static mdx_rec_t *rec_new(const uint8_t *ckey, size_t klen, uint64_t hash, const
     r->hnode.next = NULL;
     r->hnode.hash = hash;
     r->qprev = r->qnext = NULL;
-    r->epoch = 0;
     r->snap_gen = 0;
     r->expires_at = 0;
     r->heap_pos = MDX_NO_HEAP;
@@ -280,7 +279,7 @@ static int write_in_place(mdx_coll_t *c, mdx_rec_t *old, const uint8_t *body, si
     /* body may be a view of old's own body */
     memmove((uint8_t *)(uintptr_t)rec_body(old), body, blen);
     old->body_len = (uint32_t)blen;
-    old->epoch = ++c->store->epoch;
+    c->store->epoch++;
     if (old->heap_pos != MDX_NO_HEAP && !expires_at) {
         heap_remove(c, old);
         old->expires_at = 0;
@@ -387,7 +386,7 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
             mdx__index_remove(c, c->indexes[i], &s->oldv, old);
     }
     rec->expires_at = expires_at;
-    rec->epoch = ++st->epoch;
+    st->epoch++;
     if (old) {
         if (ts->keep && ntags)
             mdx__tags_move(old, rec);
@@ -672,7 +671,7 @@ int mdx_ttl_set(mdx_coll_t *c, const uint8_t *key, size_t key_len, int64_t ttl_m
         } else {
             mdx__snap_guard(c, r);
             r->expires_at = exp;
-            r->epoch = ++c->store->epoch;
+            c->store->epoch++;
             if (r->heap_pos == MDX_NO_HEAP)
                 heap_push(c, r);
             else
@@ -704,7 +703,7 @@ int mdx_ttl_clear(mdx_coll_t *c, const uint8_t *key, size_t key_len)
         mdx__snap_guard(c, r);
         heap_remove(c, r);
         r->expires_at = 0;
-        r->epoch = ++c->store->epoch;
+        c->store->epoch++;
     }
     MEM_END(c);
     return rc;
@@ -794,7 +793,6 @@ int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8
         rc = MDX_ENOMEM;
         goto out;
     }
-    r->epoch = st->epoch;
     r->snap_gen = st->snap_gen;
     r->expires_at = expires_at;
     mdx__evict_restore(c, r, evict);

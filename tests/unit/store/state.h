@@ -358,7 +358,7 @@ typedef struct {
     uint8_t *body;
     size_t body_len;
     int64_t expires_at;
-    uint64_t epoch;
+    uint16_t snap_gen;
 } state_rec_t;
 
 typedef struct {
@@ -432,7 +432,7 @@ TEST_FN void state_take(mdx_store_t *st, state_t *s)
             assert_true(k < sc->nrecs);
             sc->recs[k].key = dup_bytes(rec_key(r), r->key_len);
             sc->recs[k].key_len = r->key_len;
-            sc->recs[k].epoch = r->epoch;
+            sc->recs[k].snap_gen = r->snap_gen;
             k++;
         }
         assert_int_equal(k, sc->nrecs);
@@ -528,8 +528,8 @@ TEST_FN void state_compare(const state_t *a, const state_t *b, state_mem_t mem, 
                        "'%s' record %zu: body differs", x->name, k);
             STATE_DIFF(p->expires_at == q->expires_at, "'%s' record %zu: expiry %lld -> %lld",
                        x->name, k, (long long)p->expires_at, (long long)q->expires_at);
-            STATE_DIFF(p->epoch == q->epoch, "'%s' record %zu: epoch %llu -> %llu", x->name, k,
-                       (unsigned long long)p->epoch, (unsigned long long)q->epoch);
+            STATE_DIFF(p->snap_gen == q->snap_gen, "'%s' record %zu: snapshot generation %u -> %u",
+                       x->name, k, (unsigned)p->snap_gen, (unsigned)q->snap_gen);
         }
         STATE_DIFF(x->nix == y->nix, "'%s' indexes %zu -> %zu", x->name, x->nix, y->nix);
         for (size_t j = 0; j < x->nix; j++) {
