@@ -45,9 +45,11 @@ typedef struct {
 } row_t;
 
 typedef struct {
-    size_t mdx_memory;    /* engine: collection memory at `capacity` records */
-    uint64_t redis_used;  /* Redis: used_memory at `capacity` keys (its maxmemory) */
-    uint64_t redis_empty; /* Redis: used_memory when empty */
+    size_t mdx_memory;        /* engine: collection memory at `capacity` records */
+    uint64_t redis_used;      /* Redis: used_memory at `capacity` keys (its maxmemory) */
+    uint64_t redis_empty;     /* Redis: used_memory when empty */
+    uint64_t redis_maxmemory; /* Redis: the limit at which it held `capacity` keys */
+    uint64_t redis_held;      /* keys it held at that limit when calibrated */
     char redis_version[32];
     row_t rows[MAX_ROWS];
     size_t nrows;
@@ -149,7 +151,8 @@ static int run(const opts_t *o, result_t *res)
     if (o->rport) {
         if (!(r = bench_credis_connect(o->rhost, o->rport)))
             goto out;
-        if (bench_credis_bytes(r, o->capacity, &res->redis_used, &res->redis_empty))
+        if (bench_credis_bytes(r, o->capacity, &res->redis_used, &res->redis_empty) ||
+            bench_credis_calibrate(r, o->capacity, &res->redis_maxmemory, &res->redis_held))
             goto out;
     }
     for (int d = 0; d <= BENCH_CDIST_ZIPFIAN; d++) {
@@ -165,7 +168,7 @@ static int run(const opts_t *o, result_t *res)
         for (size_t i = 0; r && i < o->nrpolicies; i++) {
             fprintf(stderr, "cache: %s redis %s\n", bench_cdist_name((bench_cdist_t)d),
                     o->rpolicies[i]);
-            if (run_redis(o, r, (bench_cdist_t)d, o->rpolicies[i], res->redis_used,
+            if (run_redis(o, r, (bench_cdist_t)d, o->rpolicies[i], res->redis_maxmemory,
                           &res->rows[res->nrows++]))
                 goto out;
         }
@@ -228,9 +231,11 @@ static void print_table(const opts_t *o, const result_t *res)
     printf("memdex maxmemory: %zu bytes (%.1f bytes/record at %" PRIu64 " records)\n",
            res->mdx_memory, (double)res->mdx_memory / (double)o->capacity, o->capacity);
     if (o->rport)
-        printf("redis %s maxmemory: %" PRIu64 " bytes (used_memory at %" PRIu64
-               " keys; %.1f bytes/key above the empty server's %" PRIu64 ")\n",
-               res->redis_version, res->redis_used, o->capacity,
+        printf("redis %s maxmemory: %" PRIu64 " bytes (held %" PRIu64
+               " keys when filled with %" PRIu64 " under allkeys-lru; used_memory at %" PRIu64
+               " keys: %" PRIu64 ", %.1f bytes/key above the empty server's %" PRIu64 ")\n",
+               res->redis_version, res->redis_maxmemory, res->redis_held, 2 * o->capacity,
+               o->capacity, res->redis_used,
                (double)(res->redis_used - res->redis_empty) / (double)o->capacity,
                res->redis_empty);
     printf("\n%-10s %-7s %-12s %-10s %9s %10s %10s %8s %8s\n", "keys", "system", "policy", "limit",
@@ -260,8 +265,10 @@ static void print_json(const opts_t *o, const result_t *res)
            res->mdx_memory);
     if (o->rport)
         printf(",\"redis_version\":\"%s\",\"redis_maxmemory\":%" PRIu64
+               ",\"redis_calibration_held\":%" PRIu64 ",\"redis_used_memory_at_capacity\":%" PRIu64
                ",\"redis_empty_used_memory\":%" PRIu64,
-               res->redis_version, res->redis_used, res->redis_empty);
+               res->redis_version, res->redis_maxmemory, res->redis_held, res->redis_used,
+               res->redis_empty);
     printf(",\"runs\":[");
     for (size_t i = 0; i < res->nrows; i++) {
         const row_t *r = &res->rows[i];

@@ -132,6 +132,11 @@ void bench_credis_free(bench_credis_t *r);
 /** Used memory (INFO memory used_memory) with no limit after loading keys 0..n-1, and before
  *  (the empty server). Empties the server before and after. Returns 0 or -1. */
 int bench_credis_bytes(bench_credis_t *r, uint64_t n, uint64_t *used, uint64_t *empty);
+/** A maxmemory at which Redis holds n keys: starts from used_memory after loading n keys
+ *  (bench_credis_bytes), then fills 2n keys under allkeys-lru and corrects the limit by the
+ *  keys held above or below n times the bytes per key, up to 4 times, until it holds n within
+ *  0.1%. *held receives the keys held at the last fill. Empties the server. Returns 0 or -1. */
+int bench_credis_calibrate(bench_credis_t *r, uint64_t n, uint64_t *maxmemory, uint64_t *held);
 /** Empties the server and sets maxmemory and maxmemory-policy. Returns 0 or -1. */
 int bench_credis_prepare(bench_credis_t *r, uint64_t maxmemory, const char *policy);
 /** The mark resets Redis's statistics (CONFIG RESETSTAT). */

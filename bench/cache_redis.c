@@ -99,6 +99,18 @@ static int info_field(bench_credis_t *r, const char *section, const char *field,
     return 0;
 }
 
+static int dbsize(bench_credis_t *r, uint64_t *out)
+{
+    redisReply *rep = redisCommand(r->ctx, "DBSIZE");
+    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    if (ok)
+        *out = (uint64_t)rep->integer;
+    else
+        rfail("DBSIZE", r->ctx, rep);
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
 static int credis_fill(void *data, const int64_t *keys, size_t n)
 {
     bench_credis_t *r = data;
@@ -178,14 +190,13 @@ int bench_credis_bytes(bench_credis_t *r, uint64_t n, uint64_t *used, uint64_t *
         if (credis_fill(r, keys, b))
             return -1;
     }
-    uint64_t dbsize = 0;
-    if (info_field(r, "memory", "used_memory", used, NULL, 0) ||
-        info_field(r, "keyspace", "db0:keys", &dbsize, NULL, 0) ||
+    uint64_t keys_held = 0;
+    if (info_field(r, "memory", "used_memory", used, NULL, 0) || dbsize(r, &keys_held) ||
         simple(r, "FLUSHALL", "FLUSHALL", NULL))
         return -1;
-    if (dbsize != n) {
+    if (keys_held != n) {
         fprintf(stderr, "memdex-bench: cache: redis holds %llu keys after loading %llu\n",
-                (unsigned long long)dbsize, (unsigned long long)n);
+                (unsigned long long)keys_held, (unsigned long long)n);
         return -1;
     }
     return 0;
@@ -208,19 +219,45 @@ int bench_credis_stats(bench_credis_t *r, bench_credis_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
     uint64_t unused;
-    redisReply *rep = redisCommand(r->ctx, "DBSIZE");
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        rfail("DBSIZE", r->ctx, rep);
-        freeReplyObject(rep);
-        return -1;
-    }
-    out->records = (uint64_t)rep->integer;
-    freeReplyObject(rep);
-    if (info_field(r, "stats", "keyspace_hits", &out->hits, NULL, 0) ||
+    if (dbsize(r, &out->records) || info_field(r, "stats", "keyspace_hits", &out->hits, NULL, 0) ||
         info_field(r, "stats", "keyspace_misses", &out->misses, NULL, 0) ||
         info_field(r, "stats", "evicted_keys", &out->evictions, NULL, 0) ||
         info_field(r, "memory", "used_memory", &out->used_memory, NULL, 0) ||
         info_field(r, "server", "redis_version", &unused, out->version, sizeof(out->version)))
         return -1;
     return 0;
+}
+
+/* Fills keys 0..2n-1 under allkeys-lru with the limit `maxmemory`; *held receives DBSIZE. */
+static int fill_twice(bench_credis_t *r, uint64_t n, uint64_t maxmemory, uint64_t *held)
+{
+    if (bench_credis_prepare(r, maxmemory, "allkeys-lru"))
+        return -1;
+    int64_t keys[64]; /* the cache runs' default batch: query buffers count in used_memory */
+    for (uint64_t i = 0; i < 2 * n;) {
+        size_t b = 0;
+        while (b < 64 && i < 2 * n)
+            keys[b++] = (int64_t)i++;
+        if (credis_fill(r, keys, b))
+            return -1;
+    }
+    return dbsize(r, held);
+}
+
+int bench_credis_calibrate(bench_credis_t *r, uint64_t n, uint64_t *maxmemory, uint64_t *held)
+{
+    uint64_t used, empty;
+    if (bench_credis_bytes(r, n, &used, &empty))
+        return -1;
+    double per_key = (double)(used - empty) / (double)n;
+    *maxmemory = used;
+    for (int round = 0; round < 4; round++) {
+        if (fill_twice(r, n, *maxmemory, held))
+            return -1;
+        int64_t off = (int64_t)*held - (int64_t)n;
+        if ((uint64_t)(off < 0 ? -off : off) <= n / 1000)
+            break;
+        *maxmemory = (uint64_t)((double)*maxmemory - (double)off * per_key);
+    }
+    return simple(r, "FLUSHALL", "FLUSHALL", NULL);
 }
