@@ -4,6 +4,7 @@
 #   make release / make asan   build only
 #   make bench   release build of memdex-bench, then the embedded benchmark
 #   make bench-compare  memdex vs Redis vs Tarantool over the network (bench/compare.sh; ~18 min)
+#   make bench-cache    hit ratios of the eviction policies vs Redis's (bench/cache_compare.sh)
 #   make fuzz    libFuzzer targets for a bounded time (clang)
 #   make soak    long randomized model runs
 #   make format  clang-format every C source
@@ -14,7 +15,7 @@ WERROR   ?= 0
 CMAKE    ?= cmake
 GENERATOR_FLAGS ?=
 
-.PHONY: all deps release asan run test bench bench-compare fuzz soak format clean
+.PHONY: all deps release asan run test bench bench-compare bench-cache fuzz soak format clean
 
 all: release
 
@@ -46,6 +47,11 @@ bench: release
 COMPARE_ARGS ?=
 bench-compare: release
 	BIN=$(CURDIR)/$(BUILD)/release ./bench/compare.sh $(COMPARE_ARGS)
+
+# Flags for memdex-bench cache: make bench-cache CACHE_ARGS="--requests 2000000 --dist zipfian"
+CACHE_ARGS ?=
+bench-cache: release
+	BIN=$(CURDIR)/$(BUILD)/release ./bench/cache_compare.sh $(CACHE_ARGS)
 
 # Fuzzing: clang with libFuzzer, ASan and UBSan (MDX_FUZZ implies them and libc malloc).
 # Each target runs FUZZ_SECONDS on a scratch copy of its seed corpus, so the checked-in

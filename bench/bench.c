@@ -1,8 +1,9 @@
 /*
  * memdex-bench: entry point and subcommand dispatch, plus the helpers the drivers share.
  *
- * Today there is one driver, `embedded` (micro-benchmarks of the engine linked in-process, see
- * embedded.c). Network drivers for memdexd, Redis and Tarantool will be further subcommands.
+ * Drivers: `embedded` (micro-benchmarks of the engine linked in-process, embedded.c), `net`
+ * (memdexd, Redis and Tarantool over the network, net.c), `snapshot` (snapshot.c) and `cache`
+ * (hit ratios of the cache tier and of Redis, cache.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,6 +71,8 @@ static void usage(FILE *f)
           "             (memdex-bench net --help for its options)\n"
           "  snapshot   snapshot costs: engine save/load, memdexd latency and memory during\n"
           "             snapshots, Redis BGSAVE (memdex-bench snapshot --help)\n"
+          "  cache      hit ratios of the eviction policies and of Redis's on YCSB C keys\n"
+          "             (memdex-bench cache --help)\n"
           "\n"
           "options:\n"
           "  -h, --help print this help\n",
@@ -92,6 +95,8 @@ int main(int argc, char **argv)
         return bench_net_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "snapshot") == 0)
         return bench_snapshot_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "cache") == 0)
+        return bench_cache_main(argc - 1, argv + 1);
     fprintf(stderr, "memdex-bench: unknown command '%s' (try memdex-bench --help)\n", argv[1]);
     return BENCH_EXIT_USAGE;
 }
