@@ -242,7 +242,8 @@ static void collections_are_created_listed_and_dropped(void **state)
         "");
     expect(RUN("collections"), 0,
            "[{\"name\":\"c1\",\"records\":0,\"indexes\":[{\"name\":\"by_n\",\"field\":\"n\","
-           "\"kind\":\"hash\",\"unique\":true,\"entries\":0}]}]\n",
+           "\"kind\":\"hash\",\"unique\":true,\"entries\":0}],"
+           "\"capacity\":0,\"policy\":\"s3fifo\",\"default_ttl_ms\":0}]\n",
            "");
     expect(RUN("drop-index", "c1", "by_n"), 0, "OK\n", "");
     expect(RUN("indexes", "c1"), 0, "[]\n", "");
