@@ -711,14 +711,21 @@ static int counts_line(const uint8_t **p, const uint8_t *e, uint32_t n, mdx_buf_
     for (uint32_t i = 0; i < n; i++) {
         mdx_mp_tok_t k;
         uint64_t v;
-        if (mdx_mp_read(p, e, &k) || k.type != MDX_MP_STR || read_uint(p, e, &v))
+        if (mdx_mp_read(p, e, &k) || k.type != MDX_MP_STR)
             return -1;
-        char num[32];
-        int len = snprintf(num, sizeof(num), " %llu", (unsigned long long)v);
         if (i)
             mdx_buf_append(t, ", ", 2);
         mdx_buf_append(t, k.v.ptr, k.len);
-        mdx_buf_append(t, num, (size_t)len);
+        mdx_buf_append(t, " ", 1);
+        const uint8_t *q = *p;
+        if (read_uint(&q, e, &v) == 0) { /* counts; anything else (a ratio, a name) as JSON */
+            char num[32];
+            int len = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+            mdx_buf_append(t, num, (size_t)len);
+            *p = q;
+        } else if (mdx__mp_to_json(p, e, t)) {
+            return -1;
+        }
     }
     return 0;
 }
