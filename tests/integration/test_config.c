@@ -192,7 +192,7 @@ static void too_many_ttl_classes_are_refused(void **state)
 {
     (void)state;
     const char *argv[40];
-    char defs[14][16];
+    char defs[14][24];
     int n = 0;
     for (int i = 0; i < 13; i++) { /* 4 built in + 13 > 16 */
         snprintf(defs[i], sizeof(defs[i]), "c%d=1000", i);
