@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -404,6 +405,29 @@ static void put_cond(mdx_buf_t *b, const mdx_client_cond_t *cd)
     }
 }
 
+static int check_tags(mdx_client_t *c, const char *const *tags, size_t n)
+{
+    if (n > MDX_PROTO_MAX_TAGS)
+        return bad_arg(c, MDX_ARG_TAGS, "holds more than 16 tags");
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_name(c, tags[i], MDX_ARG_TAGS);
+        if (rc)
+            return rc;
+        size_t l = strlen(tags[i]);
+        if (l == 0 || l > MDX_PROTO_MAX_TAG)
+            return bad_arg(c, MDX_ARG_TAGS, "holds a tag that is not 1 to 128 bytes long");
+    }
+    return 0;
+}
+
+static void put_tags(mdx_buf_t *b, const char *const *tags, size_t n)
+{
+    mdx_req_arg(b, MDX_ARG_TAGS);
+    mdx_mp_put_array(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        put_cstr(b, tags[i]);
+}
+
 /* Checks r and counts its arguments. */
 static int validate(mdx_client_t *c, const req_t *r, uint32_t *nargs)
 {
@@ -416,6 +440,7 @@ static int validate(mdx_client_t *c, const req_t *r, uint32_t *nargs)
     case MDX_OP_PING:
     case MDX_OP_LIST_COLLECTIONS:
     case MDX_OP_STATS:
+    case MDX_OP_SNAPSHOT:
         break;
     case MDX_OP_CREATE_COLLECTION:
     case MDX_OP_DROP_COLLECTION:
@@ -453,6 +478,16 @@ static int validate(mdx_client_t *c, const req_t *r, uint32_t *nargs)
             }
             n += (r->put->mode != MDX_CLIENT_UPSERT) + (r->put->ttl_ms > 0) +
                  (r->put->keep_ttl != 0);
+            if (r->put->ttl_class) {
+                if ((rc = check_name(c, r->put->ttl_class, MDX_ARG_TTL_CLASS)))
+                    break;
+                n++;
+            }
+            if (r->put->tags) {
+                if ((rc = check_tags(c, r->put->tags, r->put->n_tags)))
+                    break;
+                n++;
+            }
         }
         break;
     case MDX_OP_GET:
@@ -603,6 +638,12 @@ static void emit(mdx_client_t *c, const req_t *r)
                 mdx_req_arg(b, MDX_ARG_KEEP_TTL);
                 mdx_mp_put_bool(b, 1);
             }
+            if (r->put && r->put->ttl_class) {
+                mdx_req_arg(b, MDX_ARG_TTL_CLASS);
+                put_cstr(b, r->put->ttl_class);
+            }
+            if (r->put && r->put->tags)
+                put_tags(b, r->put->tags, r->put->n_tags);
         } else if (r->op == MDX_OP_TTL_SET) {
             mdx_req_arg(b, MDX_ARG_TTL_MS);
             mdx_mp_put_uint(b, r->u);
@@ -972,8 +1013,8 @@ int mdx_client_get(mdx_client_t *c, const char *coll, mdx_val_t key, const uint8
     int rc = call(c, &r, &rep);
     if (rc)
         return rc;
-    const uint8_t *b;
-    size_t n;
+    const uint8_t *b = NULL;
+    size_t n = 0;
     if ((rc = decoded(c, mdx_client_reply_body(&rep, &b, &n))))
         return rc;
     *body = b;
@@ -1005,7 +1046,7 @@ int mdx_client_delete(mdx_client_t *c, const char *coll, mdx_val_t key, int *del
     int rc = call(c, &r, &rep);
     if (rc)
         return rc;
-    uint64_t u;
+    uint64_t u = 0;
     if ((rc = decoded(c, mdx_client_reply_uint(&rep, &u))))
         return rc;
     if (deleted)
@@ -1044,7 +1085,7 @@ int mdx_client_count(mdx_client_t *c, const char *coll, const char *index,
     int rc = call(c, &r, &rep);
     if (rc)
         return rc;
-    uint64_t u;
+    uint64_t u = 0;
     if ((rc = decoded(c, mdx_client_reply_uint(&rep, &u))))
         return rc;
     *out = u;
@@ -1104,6 +1145,128 @@ int mdx_client_stats(mdx_client_t *c, mdx_client_stats_t *out)
         return rc;
     *out = v;
     return 0;
+}
+
+/* The cache-tier commands are encoded here and sent through the raw path, which keeps each
+ * op's idempotence (they are in the table). */
+static int call_args(mdx_client_t *c, const char *op, mdx_buf_t *args, mdx_client_reply_t *rep)
+{
+    if (args->err) {
+        mdx_buf_fini(args);
+        return mdx__cl_fail(c, MDX_CLIENT_ERR_LOCAL, MDX_ENOMEM, "out of memory");
+    }
+    int rc = mdx_client_call(c, op, args->data, args->len, rep);
+    mdx_buf_fini(args);
+    return rc;
+}
+
+/* name and the options of o into args (a map of 1 + *n entries; the header is written by the
+ * caller once n is known, so the entries go to a second buffer). */
+static int coll_opts_args(mdx_client_t *c, const char *name, const mdx_client_coll_opts_t *o,
+                          mdx_buf_t *args)
+{
+    mdx_buf_t e;
+    uint32_t n = 1;
+    int rc = check_name(c, name, MDX_ARG_NAME);
+    if (rc)
+        return rc;
+    mdx_buf_init(&e);
+    mdx_req_arg(&e, MDX_ARG_NAME);
+    put_cstr(&e, name);
+    if (o && (o->capacity || o->set_capacity)) {
+        mdx_req_arg(&e, MDX_ARG_CAPACITY);
+        mdx_mp_put_uint(&e, o->capacity);
+        n++;
+    }
+    if (o && (o->default_ttl_ms || o->set_default_ttl_ms)) {
+        mdx_req_arg(&e, MDX_ARG_DEFAULT_TTL_MS);
+        mdx_mp_put_uint(&e, o->default_ttl_ms);
+        n++;
+    }
+    static const struct {
+        mdx_arg_t arg;
+        size_t off;
+    } strs[] = {{MDX_ARG_POLICY, offsetof(mdx_client_coll_opts_t, policy)},
+                {MDX_ARG_DEFAULT_TTL, offsetof(mdx_client_coll_opts_t, default_ttl)}};
+    for (size_t i = 0; o && i < sizeof(strs) / sizeof(strs[0]); i++) {
+        const char *v;
+        memcpy(&v, (const char *)o + strs[i].off, sizeof(v));
+        if (!v)
+            continue;
+        mdx_req_arg(&e, strs[i].arg);
+        put_cstr(&e, v);
+        n++;
+    }
+    mdx_buf_init(args);
+    mdx_mp_put_map(args, n);
+    mdx_buf_append(args, e.data, e.len);
+    if (e.err)
+        args->err = e.err;
+    mdx_buf_fini(&e);
+    return 0;
+}
+
+static int coll_setup(mdx_client_t *c, const char *op, const char *name,
+                      const mdx_client_coll_opts_t *o)
+{
+    mdx_buf_t args;
+    mdx_client_reply_t rep;
+    int rc = coll_opts_args(c, name, o, &args);
+    if (rc)
+        return rc;
+    rc = call_args(c, op, &args, &rep);
+    if (rc)
+        return rc;
+    return rep.body.len == 1 && rep.body.ptr[0] == 0xc0 ? 0 : bad_reply(c, "expected nil");
+}
+
+int mdx_client_create_collection_opts(mdx_client_t *c, const char *name,
+                                      const mdx_client_coll_opts_t *opts)
+{
+    return coll_setup(c, "create_collection", name, opts);
+}
+
+int mdx_client_configure_collection(mdx_client_t *c, const char *name,
+                                    const mdx_client_coll_opts_t *opts)
+{
+    if (!opts || !(opts->capacity || opts->set_capacity || opts->policy || opts->default_ttl_ms ||
+                   opts->set_default_ttl_ms || opts->default_ttl))
+        return mdx__cl_fail(c, MDX_CLIENT_ERR_LOCAL, MDX_EINVAL,
+                            "configure_collection needs at least one option");
+    return coll_setup(c, "configure_collection", name, opts);
+}
+
+int mdx_client_invalidate(mdx_client_t *c, const char *coll, const char *const *tags, size_t n,
+                          uint64_t *removed)
+{
+    int rc;
+    if ((coll && (rc = check_name(c, coll, MDX_ARG_COLL))) || (rc = check_tags(c, tags, n)))
+        return rc;
+    if (!tags || n == 0)
+        return bad_arg(c, MDX_ARG_TAGS, "must hold at least one tag");
+    mdx_buf_t args;
+    mdx_buf_init(&args);
+    mdx_mp_put_map(&args, coll ? 2 : 1);
+    if (coll) {
+        mdx_req_arg(&args, MDX_ARG_COLL);
+        put_cstr(&args, coll);
+    }
+    put_tags(&args, tags, n);
+    mdx_client_reply_t rep;
+    if ((rc = call_args(c, "invalidate", &args, &rep)))
+        return rc;
+    uint64_t v;
+    if (mdx_field_uint(rep.body.ptr, rep.body.len, "removed", &v))
+        return bad_reply(c, "invalidate answered without \"removed\"");
+    if (removed)
+        *removed = v;
+    return 0;
+}
+
+int mdx_client_snapshot(mdx_client_t *c)
+{
+    REQ(r.op = MDX_OP_SNAPSHOT;)
+    return call_nil(c, &r);
 }
 
 /* A raw request is encoded from the caller's args map, but an op it names in the table keeps

@@ -10,6 +10,7 @@
  */
 #include "client/client_int.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -349,6 +350,43 @@ int mdx_client_reply_stats(const mdx_client_reply_t *r, mdx_client_stats_t *out)
     if (conn.ptr && (opt_uint(conn.ptr, conn.len, "current", &s.conn_current) ||
                      opt_uint(conn.ptr, conn.len, "total", &s.conn_total) ||
                      opt_uint(conn.ptr, conn.len, "rejected", &s.conn_rejected)))
+        return MDX_EPROTO;
+    static const struct {
+        const char *name;
+        size_t off;
+    } cache[] = {
+        {"maxmemory", offsetof(mdx_client_stats_t, maxmemory)},
+        {"gets", offsetof(mdx_client_stats_t, gets)},
+        {"hits", offsetof(mdx_client_stats_t, hits)},
+        {"misses", offsetof(mdx_client_stats_t, misses)},
+        {"evicted_memory", offsetof(mdx_client_stats_t, evicted_memory)},
+        {"evicted_capacity", offsetof(mdx_client_stats_t, evicted_capacity)},
+        {"expired", offsetof(mdx_client_stats_t, expired)},
+        {"invalidated", offsetof(mdx_client_stats_t, invalidated)},
+        {"invalidations", offsetof(mdx_client_stats_t, invalidations)},
+        {"oom", offsetof(mdx_client_stats_t, oom)},
+        {"pending", offsetof(mdx_client_stats_t, pending)},
+    };
+    for (size_t i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
+        uint64_t v;
+        if (opt_uint(b, n, cache[i].name, &v))
+            return MDX_EPROTO;
+        memcpy((char *)&s + cache[i].off, &v, sizeof(v));
+    }
+    mdx_bytes_t hr;
+    if (mdx_field_raw(b, n, "hit_ratio", &hr) == 0) {
+        mdx_val_t v;
+        if (mdx_val_parse(hr.ptr, hr.len, &v))
+            return MDX_EPROTO;
+        if (v.type == MDX_VAL_DOUBLE)
+            s.hit_ratio = v.v.d;
+        else if (v.type == MDX_VAL_UINT)
+            s.hit_ratio = (double)v.v.u;
+        else
+            return MDX_EPROTO;
+    }
+    int prc = mdx_field_str(b, n, "policy", &s.policy);
+    if (prc && prc != MDX_ENOTFOUND)
         return MDX_EPROTO;
     s.raw = r->body;
     *out = s;

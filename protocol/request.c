@@ -20,7 +20,18 @@
 _Static_assert(MDX_ARG__COUNT <= 64, "mdx_request_t.present holds one bit per argument");
 _Static_assert(MDX_PROTO_MAX_DEPTH <= MDX_MP_MAX_DEPTH, "the reader's depth bound");
 
-typedef enum { T_STR, T_KEY, T_KEYS, T_MAP, T_SCALAR, T_UINT, T_BOOL, T_ARRAY, T_STRARRAY } ty_t;
+typedef enum {
+    T_STR,
+    T_KEY,
+    T_KEYS,
+    T_MAP,
+    T_SCALAR,
+    T_UINT,
+    T_BOOL,
+    T_ARRAY,
+    T_STRARRAY,
+    T_TAGS
+} ty_t;
 
 static const struct {
     const char *name;
@@ -44,6 +55,8 @@ static const struct {
 
 #define B(a)  (UINT64_C(1) << MDX_ARG_##a)
 #define RANGE (B(EQ) | B(GE) | B(GT) | B(LE) | B(LT))
+/* The cache options of a collection (create_collection, configure_collection). */
+#define COLL_OPTS (B(CAPACITY) | B(POLICY) | B(DEFAULT_TTL_MS) | B(DEFAULT_TTL))
 
 static const uint64_t required[MDX_OP__COUNT] = {
     [MDX_OP_CREATE_COLLECTION] = B(NAME),
@@ -59,19 +72,27 @@ static const uint64_t required[MDX_OP__COUNT] = {
     [MDX_OP_FIND] = B(COLL) | B(INDEX),
     [MDX_OP_COUNT] = B(COLL) | B(INDEX),
     [MDX_OP_SCAN] = B(COLL),
-    [MDX_OP_TTL_SET] = B(COLL) | B(KEY) | B(TTL_MS),
+    [MDX_OP_TTL_SET] = B(COLL) | B(KEY),
     [MDX_OP_TTL_GET] = B(COLL) | B(KEY),
     [MDX_OP_TTL_CLEAR] = B(COLL) | B(KEY),
+    [MDX_OP_CONFIGURE_COLLECTION] = B(NAME),
+    [MDX_OP_INVALIDATE] = B(TAGS),
 };
 
 static const uint64_t optional[MDX_OP__COUNT] = {
     [MDX_OP_HELLO] = B(PROTOCOL) | B(CLIENT),
     [MDX_OP_CREATE_INDEX] = B(UNIQUE),
-    [MDX_OP_PUT] = B(MODE) | B(TTL_MS) | B(KEEP_TTL),
+    [MDX_OP_CREATE_COLLECTION] = COLL_OPTS,
+    [MDX_OP_PUT] = B(MODE) | B(TTL_MS) | B(KEEP_TTL) | B(TTL_CLASS) | B(TAGS),
+    [MDX_OP_GET] = B(WITH_TAGS),
+    [MDX_OP_MGET] = B(WITH_TAGS),
     [MDX_OP_UPDATE] = B(SET) | B(UNSET),
     [MDX_OP_FIND] = RANGE | B(DESC) | B(LIMIT) | B(OFFSET) | B(AFTER),
     [MDX_OP_COUNT] = RANGE,
     [MDX_OP_SCAN] = B(CURSOR) | B(LIMIT),
+    [MDX_OP_TTL_SET] = B(TTL_MS) | B(TTL_CLASS),
+    [MDX_OP_CONFIGURE_COLLECTION] = COLL_OPTS,
+    [MDX_OP_INVALIDATE] = B(COLL),
 };
 
 /* Values of the enumerated string arguments; u receives the index (the numbering of
@@ -301,9 +322,16 @@ static void check_arg(mdx_arg_t a, const uint8_t *v, const uint8_t *vend, mdx_ar
             bad(e, MDX_EBADARGS, "argument '%s' must be an array, not %s", an, type_name(t.type));
         return;
     case T_STRARRAY:
+    case T_TAGS: {
+        int tags = args[a].type == T_TAGS;
         if (t.type != MDX_MP_ARRAY) {
             bad(e, MDX_EBADARGS, "argument '%s' must be an array of strings, not %s", an,
                 type_name(t.type));
+            return;
+        }
+        if (tags && t.len > MDX_PROTO_MAX_TAGS) {
+            bad(e, MDX_EBADARGS, "argument '%s' must hold at most %d tags, not %u", an,
+                MDX_PROTO_MAX_TAGS, (unsigned)t.len);
             return;
         }
         for (uint32_t i = 0; i < t.len; i++) {
@@ -313,8 +341,14 @@ static void check_arg(mdx_arg_t a, const uint8_t *v, const uint8_t *vend, mdx_ar
                     (unsigned)i, type_name(el.type));
                 return;
             }
+            if (tags && (el.len == 0 || el.len > MDX_PROTO_MAX_TAG)) {
+                bad(e, MDX_EBADARGS, "argument '%s' element %u must be 1 to %d bytes long, not %u",
+                    an, (unsigned)i, MDX_PROTO_MAX_TAG, (unsigned)el.len);
+                return;
+            }
         }
         return;
+    }
     }
 }
 
@@ -352,6 +386,29 @@ static void check_combinations(const mdx_request_t *req, err_t *e)
     }
     if (req->op == MDX_OP_UPDATE && !(have & (B(SET) | B(UNSET)))) {
         bad(e, MDX_EBADARGS, "'update' needs argument 'set' or 'unset' (or both)");
+        return;
+    }
+    /* Two ways of saying the same thing: one must win, and silently picking one hides a bug. */
+    static const mdx_arg_t exclusive[][2] = {
+        {MDX_ARG_TTL_MS, MDX_ARG_TTL_CLASS},
+        {MDX_ARG_DEFAULT_TTL_MS, MDX_ARG_DEFAULT_TTL},
+    };
+    for (size_t i = 0; i < sizeof exclusive / sizeof exclusive[0]; i++) {
+        uint64_t both = (UINT64_C(1) << exclusive[i][0]) | (UINT64_C(1) << exclusive[i][1]);
+        if ((have & both) == both) {
+            bad(e, MDX_EBADARGS, "arguments '%s' and '%s' cannot be combined",
+                args[exclusive[i][0]].name, args[exclusive[i][1]].name);
+            return;
+        }
+    }
+    if (req->op == MDX_OP_TTL_SET && !(have & (B(TTL_MS) | B(TTL_CLASS)))) {
+        bad(e, MDX_EBADARGS, "'ttl_set' needs argument 'ttl_ms' or 'ttl_class'");
+        return;
+    }
+    if (req->op == MDX_OP_CONFIGURE_COLLECTION && !(have & COLL_OPTS)) {
+        bad(e, MDX_EBADARGS,
+            "'configure_collection' needs at least one of 'capacity', 'policy', "
+            "'default_ttl_ms' or 'default_ttl'");
         return;
     }
     if ((have & B(EQ)) && (have & (RANGE & ~B(EQ))))

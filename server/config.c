@@ -16,7 +16,18 @@
 
 #include "memdex/store.h"
 
-typedef enum { T_ADDR, T_PATH, T_SOCK, T_SIZE, T_UINT, T_LEVEL, T_BOOL, T_RULES } ktype_t;
+typedef enum {
+    T_ADDR,
+    T_PATH,
+    T_SOCK,
+    T_SIZE,
+    T_UINT,
+    T_LEVEL,
+    T_BOOL,
+    T_RULES,
+    T_POLICY,
+    T_TTLCLASS
+} ktype_t;
 
 typedef struct {
     const char *name;
@@ -50,6 +61,15 @@ static const cfg_key keys[] = {
      "period of the TTL expiry step"},
     {"expire_budget_us", T_UINT, "1000", OFF(expire_budget_us), 1, 10000000,
      "time budget of one expiry step"},
+    {"reclaim_slice_us", T_UINT, "250", OFF(reclaim_slice_us), 10, 1000000,
+     "time per loop iteration spent freeing a backlog of expired or invalidated records"},
+    {"maxmemory", T_SIZE, "0", OFF(maxmemory), 0, UINT64_MAX / 4,
+     "bytes of records and indexes before the policy evicts (0: no limit)"},
+    {"maxmemory_policy", T_POLICY, "s3fifo", OFF(maxmemory_policy), 0, 0,
+     "noeviction, s3fifo, sieve or lru: what makes room at maxmemory"},
+    {"ttl_class", T_TTLCLASS, "", 0, 0, 0,
+     "NAME=MS defines or changes a TTL class; repeatable (built in: short=60000, "
+     "medium=600000, long=3600000, very_long=86400000)"},
     {"shutdown_timeout_ms", T_UINT, "5000", OFF(shutdown_timeout_ms), 1, 3600000,
      "on SIGINT/SIGTERM, wait this long for clients to take their replies"},
     {"log_level", T_LEVEL, "info", OFF(log_level), 0, 0, "debug, info, warn or error"},
@@ -239,6 +259,44 @@ static int parse_listen(mdx_config_t *cfg, const char *v, char *why, size_t whyl
     return 0;
 }
 
+/* NAME=MS: NAME as the engine wants it (1..64 of [A-Za-z0-9_.-], not "none"), MS at least 1
+ * and at most about 31,700 years, like a ttl_ms on the wire. A repeated NAME changes it. */
+static int parse_ttl_class(mdx_config_t *cfg, const char *v, char *why, size_t whylen)
+{
+    const char *eq = strchr(v, '=');
+    size_t n = eq ? (size_t)(eq - v) : 0;
+    uint64_t ms;
+    if (!eq || n == 0 || n > 64 || parse_u64(eq + 1, 0, &ms) || ms == 0 ||
+        ms > UINT64_C(1000000000000000)) {
+        snprintf(why, whylen, "expected NAME=MS with MS between 1 and 1000000000000000");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '.' && v[i] != '-') {
+            snprintf(why, whylen, "a class name is 1 to 64 of A-Z a-z 0-9 _ . -");
+            return -1;
+        }
+    if (n == 4 && memcmp(v, "none", 4) == 0) {
+        snprintf(why, whylen, "'none' means no expiry and cannot be redefined");
+        return -1;
+    }
+    size_t i = 0;
+    while (i < cfg->nttl_classes &&
+           (strlen(cfg->ttl_classes[i].name) != n || memcmp(cfg->ttl_classes[i].name, v, n)))
+        i++;
+    if (i == MDX_CFG_MAX_TTL_CLASSES) {
+        snprintf(why, whylen, "at most %d classes", MDX_CFG_MAX_TTL_CLASSES);
+        return -1;
+    }
+    if (i == cfg->nttl_classes) {
+        memcpy(cfg->ttl_classes[i].name, v, n);
+        cfg->ttl_classes[i].name[n] = '\0';
+        cfg->nttl_classes++;
+    }
+    cfg->ttl_classes[i].ttl_ms = ms;
+    return 0;
+}
+
 /* Sets one key. `where` prefixes messages ("--max-clients" or "memdexd.conf:3"). */
 static int set_key(mdx_config_t *cfg, const cfg_key *k, const char *v, const char *where,
                    char *errbuf, size_t errlen)
@@ -299,6 +357,19 @@ static int set_key(mdx_config_t *cfg, const cfg_key *k, const char *v, const cha
         return 0;
     case T_RULES:
         if (parse_rules(cfg, v, why, sizeof(why)))
+            goto bad;
+        return 0;
+    case T_POLICY: {
+        mdx_evict_policy_t p;
+        if (mdx_evict_policy_parse(v, strlen(v), 0, &p)) {
+            snprintf(why, sizeof(why), "expected noeviction, s3fifo, sieve or lru");
+            goto bad;
+        }
+        memcpy(field, &(int){(int)p}, sizeof(int));
+        return 0;
+    }
+    case T_TTLCLASS:
+        if (parse_ttl_class(cfg, v, why, sizeof(why)))
             goto bad;
         return 0;
     }
@@ -374,7 +445,8 @@ static void set_defaults(mdx_config_t *cfg)
     char scratch[256];
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NKEYS; i++)
-        (void)set_key(cfg, &keys[i], keys[i].def, "default", scratch, sizeof(scratch));
+        if (keys[i].type != T_TTLCLASS) /* no classes beyond the engine's built-in ones */
+            (void)set_key(cfg, &keys[i], keys[i].def, "default", scratch, sizeof(scratch));
 }
 
 void mdx_config_usage(void)
@@ -385,6 +457,7 @@ void mdx_config_usage(void)
            "Every key may be given as a flag (--max-clients 100 or --max_clients=100) or as a\n"
            "line 'key value' / 'key = value' in the config file (# starts a comment).\n"
            "Flags override the file. Sizes accept a k, m or g suffix (binary multiples).\n"
+           "ttl_class may be given several times.\n"
            "\n"
            "  --config FILE            read keys from FILE first\n"
            "  --check-snapshot FILE    verify a snapshot file, print what it holds, and exit\n"
@@ -395,7 +468,10 @@ void mdx_config_usage(void)
            "keys (default in brackets):\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const cfg_key *k = &keys[i];
-        printf("  %-20s %s [%s]\n", k->name, k->help, *k->def ? k->def : "off");
+        printf("  %-20s %s [%s]\n", k->name, k->help,
+               *k->def                 ? k->def
+               : k->type == T_TTLCLASS ? "built-in only"
+                                       : "off");
     }
 }
 

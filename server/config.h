@@ -22,6 +22,13 @@ typedef struct {
     uint64_t changes;
 } mdx_snap_rule_t;
 
+/* One ttl_class NAME=MS line: defines or changes a named TTL class of the store. */
+#define MDX_CFG_MAX_TTL_CLASSES 16 /* memdex/store.h MDX_TTL_CLASSES_MAX */
+typedef struct {
+    char name[65];
+    uint64_t ttl_ms;
+} mdx_cfg_ttl_class_t;
+
 typedef enum { MDX_LOG_DEBUG = 0, MDX_LOG_INFO, MDX_LOG_WARN, MDX_LOG_ERROR } mdx_log_level_t;
 
 typedef struct {
@@ -30,16 +37,21 @@ typedef struct {
     int listen_port;     /* 0: the kernel picks one */
     char unix_path[108]; /* empty: no Unix socket */
     char data_dir[MDX_CFG_PATH_MAX];
-    uint64_t max_clients;            /* connections served at once; more are refused */
-    uint64_t max_frame;              /* bytes of frame payload */
-    uint64_t max_body;               /* bytes of a record body */
-    uint64_t max_key;                /* bytes of a key */
-    uint64_t max_limit;              /* records per find/scan page */
-    uint64_t output_pause;           /* unsent output above which a connection stops being read */
-    uint64_t output_limit;           /* unsent output above which a connection is closed */
-    uint64_t expire_interval_ms;     /* period of the expiry step */
-    uint64_t expire_budget_us;       /* time budget of one expiry step */
-    uint64_t shutdown_timeout_ms;    /* graceful shutdown gives up on slow readers after this */
+    uint64_t max_clients;         /* connections served at once; more are refused */
+    uint64_t max_frame;           /* bytes of frame payload */
+    uint64_t max_body;            /* bytes of a record body */
+    uint64_t max_key;             /* bytes of a key */
+    uint64_t max_limit;           /* records per find/scan page */
+    uint64_t output_pause;        /* unsent output above which a connection stops being read */
+    uint64_t output_limit;        /* unsent output above which a connection is closed */
+    uint64_t expire_interval_ms;  /* period of the expiry step */
+    uint64_t expire_budget_us;    /* time budget of one expiry step */
+    uint64_t shutdown_timeout_ms; /* graceful shutdown gives up on slow readers after this */
+    uint64_t reclaim_slice_us;    /* time per loop iteration spent reclaiming a backlog */
+    uint64_t maxmemory;           /* bytes of collection memory; 0: no limit */
+    int maxmemory_policy;         /* mdx_evict_policy_t, never MDX_EVICT_DEFAULT */
+    mdx_cfg_ttl_class_t ttl_classes[MDX_CFG_MAX_TTL_CLASSES];
+    size_t nttl_classes;             /* in the order first given; a repeated name changes its TTL */
     int log_level;                   /* mdx_log_level_t */
     char log_file[MDX_CFG_PATH_MAX]; /* empty: stderr */
     mdx_snap_rule_t snapshot_rules[MDX_CFG_MAX_RULES];

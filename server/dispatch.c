@@ -24,6 +24,9 @@
 /* Static strings as msgpack str. */
 #define PUT_LIT(out, s) mdx_mp_put_str((out), (s), sizeof(s) - 1)
 
+_Static_assert(MDX_PROTO_MAX_TAGS == MDX_TAGS_MAX && MDX_PROTO_MAX_TAG == MDX_TAG_MAX,
+               "the decoder checks tags against the engine's limits");
+
 typedef struct {
     mdx_server_t *srv;
     mdx_conn_t *c;
@@ -192,19 +195,31 @@ static void put_index_info(mdx_buf_t *out, const mdx_coll_t *coll, size_t i)
     mdx_mp_put_uint(out, inf.entries);
 }
 
+static void put_cstr(mdx_buf_t *out, const char *s)
+{
+    mdx_mp_put_str(out, s, strlen(s));
+}
+
 static void put_coll_entry(mdx_buf_t *out, const mdx_coll_t *coll)
 {
-    const char *name = mdx_coll_name(coll);
     size_t ni = mdx_index_count(coll);
-    mdx_mp_put_map(out, 3);
+    mdx_coll_opts_t o;
+    mdx_coll_options(coll, &o);
+    mdx_mp_put_map(out, 6);
     PUT_LIT(out, "name");
-    mdx_mp_put_str(out, name, strlen(name));
+    put_cstr(out, mdx_coll_name(coll));
     PUT_LIT(out, "records");
     mdx_mp_put_uint(out, mdx_coll_records(coll));
     PUT_LIT(out, "indexes");
     mdx_mp_put_array(out, (uint32_t)ni);
     for (size_t i = 0; i < ni; i++)
         put_index_info(out, coll, i);
+    PUT_LIT(out, "capacity");
+    mdx_mp_put_uint(out, o.capacity);
+    PUT_LIT(out, "policy");
+    put_cstr(out, mdx_evict_policy_name(mdx_coll_policy(coll)));
+    PUT_LIT(out, "default_ttl_ms");
+    mdx_mp_put_uint(out, (uint64_t)o.default_ttl_ms);
 }
 
 /* Starts a background snapshot; its outcome shows in stats and the log. */
@@ -248,6 +263,43 @@ static int op_list_indexes(mdx_buf_t *out, const mdx_request_t *req, mdx_coll_t 
     return 0;
 }
 
+typedef struct {
+    mdx_buf_t *out;
+    uint32_t n;
+} tags_out_t;
+
+static void put_tag(void *data, const char *tag, size_t len)
+{
+    tags_out_t *t = data;
+    mdx_mp_put_str(t->out, tag, len);
+    t->n++;
+}
+
+/* One found record of get/mget: its body, or with_tags {"body": body, "tags": [str...]}.
+ * The body is copied before the tags are looked up, so the view is used while valid. */
+static int put_found(mdx_buf_t *out, mdx_coll_t *coll, const uint8_t *key, size_t klen,
+                     const mdx_rec_view_t *v, int with_tags)
+{
+    if (!with_tags) {
+        mdx_buf_append(out, v->body, v->body_len);
+        return 0;
+    }
+    mdx_mp_put_map(out, 2);
+    PUT_LIT(out, "body");
+    mdx_buf_append(out, v->body, v->body_len);
+    PUT_LIT(out, "tags");
+    tags_out_t t = {out, 0};
+    size_t arr = array_open(out);
+    int rc = mdx_tags_get(coll, key, klen, put_tag, &t);
+    array_close(out, arr, t.n);
+    return rc;
+}
+
+static int with_tags(const mdx_request_t *req)
+{
+    return mdx_req_has(req, MDX_ARG_WITH_TAGS) && req->args[MDX_ARG_WITH_TAGS].u;
+}
+
 static int op_get(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
                   mdx_coll_t *coll)
 {
@@ -258,10 +310,12 @@ static int op_get(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
         return store_error(srv, c, out, req, rc);
     size_t mark;
     mdx_resp_begin(out, &mark, req->id, 0);
-    if (rc)
+    if (rc) {
         mdx_mp_put_nil(out);
-    else
-        mdx_buf_append(out, v.body, v.body_len);
+    } else if ((rc = put_found(out, coll, k->raw, k->raw_len, &v, with_tags(req)))) {
+        mdx_resp_rollback(out, mark);
+        return store_error(srv, c, out, req, rc);
+    }
     mdx_resp_end(out, mark);
     return 0;
 }
@@ -293,8 +347,9 @@ static int op_mget(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_r
         } else if (rc) {
             mdx_resp_rollback(out, mark);
             return store_error(srv, c, out, req, rc);
-        } else {
-            mdx_buf_append(out, v.body, v.body_len);
+        } else if ((rc = put_found(out, coll, k, (size_t)(p - k), &v, with_tags(req)))) {
+            mdx_resp_rollback(out, mark);
+            return store_error(srv, c, out, req, rc);
         }
         if (out->err || mdx_conn_unsent(c) > srv->cfg->output_limit)
             return -1;
@@ -418,13 +473,15 @@ static int op_scan(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_r
     return 0;
 }
 
+/* A millisecond TTL argument (ttl_ms, default_ttl_ms). Returns 0, or -1 after replying. */
 static int ttl_arg(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
-                   int64_t *ttl)
+                   mdx_arg_t a, int64_t *ttl)
 {
-    uint64_t u = req->args[MDX_ARG_TTL_MS].u;
+    uint64_t u = req->args[a].u;
     if (u > (uint64_t)MDX_TTL_MAX_MS) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "ttl_ms must be at most %lld", (long long)MDX_TTL_MAX_MS);
+        snprintf(msg, sizeof(msg), "%s must be at most %lld", mdx_arg_name(a),
+                 (long long)MDX_TTL_MAX_MS);
         mdx_reply_error(srv, c, out, req->id, MDX_EINVAL, msg);
         return -1;
     }
@@ -432,18 +489,158 @@ static int ttl_arg(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_r
     return 0;
 }
 
+/* A TTL class argument (ttl_class, default_ttl): its TTL in ms, 0 for "none". Returns 0, or -1
+ * after replying INVAL naming the unknown class. */
+static int ttl_class_arg(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
+                         mdx_arg_t a, int64_t *ttl)
+{
+    int rc = mdx_ttl_class_get(srv->store, req->args[a].str, req->args[a].len, ttl);
+    if (rc) {
+        store_error(srv, c, out, req, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills o from the collection options present in req (capacity, policy, default_ttl_ms,
+ * default_ttl), leaving the others as they are. Returns 0, or -1 after replying. */
+static int coll_opts_arg(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
+                         mdx_coll_opts_t *o)
+{
+    const mdx_argval_t *a = req->args;
+    if (mdx_req_has(req, MDX_ARG_CAPACITY))
+        o->capacity = a[MDX_ARG_CAPACITY].u;
+    if (mdx_req_has(req, MDX_ARG_POLICY) &&
+        mdx_evict_policy_parse(a[MDX_ARG_POLICY].str, a[MDX_ARG_POLICY].len, 1, &o->policy)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "unknown policy '%.*s' (expected noeviction, s3fifo, sieve, lru or default)",
+                 (int)(a[MDX_ARG_POLICY].len > 64 ? 64 : a[MDX_ARG_POLICY].len),
+                 a[MDX_ARG_POLICY].str);
+        mdx_reply_error(srv, c, out, req->id, MDX_EINVAL, msg);
+        return -1;
+    }
+    if (mdx_req_has(req, MDX_ARG_DEFAULT_TTL_MS))
+        return ttl_arg(srv, c, out, req, MDX_ARG_DEFAULT_TTL_MS, &o->default_ttl_ms);
+    if (mdx_req_has(req, MDX_ARG_DEFAULT_TTL))
+        return ttl_class_arg(srv, c, out, req, MDX_ARG_DEFAULT_TTL, &o->default_ttl_ms);
+    return 0;
+}
+
+/* create_collection and configure_collection. Every option is checked before anything
+ * changes, so a refused create leaves no collection behind. */
+static int op_coll_setup(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req)
+{
+    char name[MDX_PROTO_MAX_STR + 1];
+    mdx_coll_t *coll = NULL;
+    mdx_coll_opts_t o = {0};
+    int create = req->op == MDX_OP_CREATE_COLLECTION, rc;
+    if (cstr(req, MDX_ARG_NAME, name))
+        return bad_name(srv, c, out, req, MDX_ARG_NAME);
+    if (!create) {
+        rc = mdx_coll_find(srv->store, name, strlen(name), &coll);
+        if (rc)
+            return store_error(srv, c, out, req, rc);
+        mdx_coll_options(coll, &o);
+    }
+    if (coll_opts_arg(srv, c, out, req, &o))
+        return 0;
+    if (create && (rc = mdx_coll_create(srv->store, name, &coll)))
+        return store_error(srv, c, out, req, rc);
+    if (!create || (req->present & mdx_op_allowed(MDX_OP_CREATE_COLLECTION) &
+                    ~(UINT64_C(1) << MDX_ARG_NAME))) {
+        rc = mdx_coll_configure(coll, &o);
+        if (rc) {
+            /* A new collection cannot be over a capacity yet; drop it anyway if it is. */
+            mdx_reply_error(srv, c, out, req->id, rc, mdx_store_errmsg(srv->store));
+            if (create)
+                (void)mdx_coll_drop(srv->store, name);
+            return 0;
+        }
+    }
+    mdx_srv_snap_dirty(srv, 1);
+    return reply_nil(out, req->id);
+}
+
+/* invalidate: one collection, or every one when coll is absent. Large tags leave records to
+ * reclaim: the reclaim step takes them from here, in slices. */
+static int op_invalidate(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req)
+{
+    const mdx_argval_t *a = req->args;
+    uint64_t removed = 0;
+    int rc;
+    if (mdx_req_has(req, MDX_ARG_COLL)) {
+        mdx_coll_t *coll;
+        rc = mdx_coll_find(srv->store, a[MDX_ARG_COLL].str, a[MDX_ARG_COLL].len, &coll);
+        if (rc == 0)
+            rc = mdx_invalidate(coll, a[MDX_ARG_TAGS].raw, a[MDX_ARG_TAGS].raw_len, &removed);
+    } else {
+        rc = mdx_store_invalidate(srv->store, a[MDX_ARG_TAGS].raw, a[MDX_ARG_TAGS].raw_len,
+                                  &removed);
+    }
+    if (rc)
+        return store_error(srv, c, out, req, rc);
+    mdx_srv_snap_dirty(srv, removed);
+    mdx_srv_reclaim_kick(srv);
+    size_t mark;
+    mdx_resp_begin(out, &mark, req->id, 0);
+    mdx_mp_put_map(out, 1);
+    PUT_LIT(out, "removed");
+    mdx_mp_put_uint(out, removed);
+    mdx_resp_end(out, mark);
+    return 0;
+}
+
+/* Works around an engine boundary case: a write is admitted only while the store's memory is
+ * below maxmemory, but eviction stops as soon as memory is not above it, so a store that
+ * lands exactly on the limit refuses the next write with OOM although it could evict. When an
+ * evicting collection's write fails that way, the limit is lowered by one byte for a single
+ * retry (which evicts down below it) and restored. Returns 1 when the caller should retry. */
+static int oom_retry_begin(mdx_server_t *srv, mdx_coll_t *coll, int rc, size_t *limit)
+{
+    mdx_store_stats_t ss;
+    if (rc != MDX_EOOM || mdx_coll_policy(coll) == MDX_EVICT_NOEVICTION)
+        return 0;
+    mdx_store_stats(srv->store, &ss);
+    if (ss.maxmemory < 2)
+        return 0;
+    *limit = ss.maxmemory;
+    return mdx_store_set_limit(srv->store, ss.maxmemory - 1, MDX_EVICT_DEFAULT) == 0;
+}
+
+static void oom_retry_end(mdx_server_t *srv, size_t limit)
+{
+    (void)mdx_store_set_limit(srv->store, limit, MDX_EVICT_DEFAULT);
+}
+
 static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
                   mdx_coll_t *coll)
 {
     const mdx_argval_t *a = req->args;
+    char tclass[MDX_PROTO_MAX_STR + 1];
     mdx_put_opts_t o = {.mode = MDX_PUT_UPSERT, .ttl_ms = 0, .keep_ttl = 0};
     if (mdx_req_has(req, MDX_ARG_MODE))
         o.mode = (mdx_put_mode_t)a[MDX_ARG_MODE].u;
-    if (mdx_req_has(req, MDX_ARG_TTL_MS) && ttl_arg(srv, c, out, req, &o.ttl_ms))
+    if (mdx_req_has(req, MDX_ARG_TTL_MS) && ttl_arg(srv, c, out, req, MDX_ARG_TTL_MS, &o.ttl_ms))
         return 0;
     o.keep_ttl = mdx_req_has(req, MDX_ARG_KEEP_TTL) && a[MDX_ARG_KEEP_TTL].u;
+    if (mdx_req_has(req, MDX_ARG_TTL_CLASS)) {
+        if (cstr(req, MDX_ARG_TTL_CLASS, tclass))
+            return bad_name(srv, c, out, req, MDX_ARG_TTL_CLASS);
+        o.ttl_class = tclass;
+    }
+    if (mdx_req_has(req, MDX_ARG_TAGS)) {
+        o.tags = a[MDX_ARG_TAGS].raw;
+        o.tags_len = a[MDX_ARG_TAGS].raw_len;
+    }
+    size_t limit;
     int rc = mdx_put(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, a[MDX_ARG_BODY].raw,
                      a[MDX_ARG_BODY].raw_len, &o);
+    if (oom_retry_begin(srv, coll, rc, &limit)) {
+        rc = mdx_put(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, a[MDX_ARG_BODY].raw,
+                     a[MDX_ARG_BODY].raw_len, &o);
+        oom_retry_end(srv, limit);
+    }
     if (rc)
         return store_error(srv, c, out, req, rc);
     mdx_srv_snap_dirty(srv, 1);
@@ -464,8 +661,14 @@ static int op_update(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx
         unset = a[MDX_ARG_UNSET].raw;
         unset_len = a[MDX_ARG_UNSET].raw_len;
     }
+    size_t limit;
     int rc = mdx_update(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, set, set_len, unset,
                         unset_len);
+    if (oom_retry_begin(srv, coll, rc, &limit)) {
+        rc = mdx_update(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, set, set_len, unset,
+                        unset_len);
+        oom_retry_end(srv, limit);
+    }
     if (rc)
         return store_error(srv, c, out, req, rc);
     mdx_srv_snap_dirty(srv, 1);
@@ -493,11 +696,14 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         return 0;
     }
     case MDX_OP_CREATE_COLLECTION:
+    case MDX_OP_CONFIGURE_COLLECTION:
+        return op_coll_setup(srv, c, out, req);
+    case MDX_OP_INVALIDATE:
+        return op_invalidate(srv, c, out, req);
     case MDX_OP_DROP_COLLECTION:
         if (cstr(req, MDX_ARG_NAME, name))
             return bad_name(srv, c, out, req, MDX_ARG_NAME);
-        rc = req->op == MDX_OP_CREATE_COLLECTION ? mdx_coll_create(st, name, NULL)
-                                                 : mdx_coll_drop(st, name);
+        rc = mdx_coll_drop(st, name);
         if (rc)
             return store_error(srv, c, out, req, rc);
         mdx_srv_snap_dirty(srv, 1);
@@ -561,9 +767,15 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         return op_scan(srv, c, out, req, coll);
     case MDX_OP_TTL_SET: {
         int64_t ttl;
-        if (ttl_arg(srv, c, out, req, &ttl))
+        if (mdx_req_has(req, MDX_ARG_TTL_MS)
+                ? ttl_arg(srv, c, out, req, MDX_ARG_TTL_MS, &ttl)
+                : ttl_class_arg(srv, c, out, req, MDX_ARG_TTL_CLASS, &ttl))
             return 0;
-        rc = mdx_ttl_set(coll, key, klen, ttl);
+        /* ttl_class "none" (ttl 0) removes the expiry; ttl_ms 0 stays the engine's INVAL. */
+        if (ttl == 0 && !mdx_req_has(req, MDX_ARG_TTL_MS))
+            rc = mdx_ttl_clear(coll, key, klen);
+        else
+            rc = mdx_ttl_set(coll, key, klen, ttl);
         if (rc)
             return store_error(srv, c, out, req, rc);
         mdx_srv_snap_dirty(srv, 1);

@@ -156,11 +156,30 @@ static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
     srv->pipe_on = 1;
 }
 
+/* Reclaim: the expiry timer frees what came due since its last run within expire_budget_us.
+ * When more is left (a mass expiry, a large invalidation), an idle handle keeps going in
+ * slices of reclaim_slice_us, one per loop iteration, with requests served in between, until
+ * nothing is left; then it stops, so an idle server does not spin. */
+static void on_reclaim(uv_idle_t *h)
+{
+    mdx_server_t *srv = h->data;
+    if (!mdx_store_expire(srv->store, 0, srv->cfg->reclaim_slice_us, NULL))
+        uv_idle_stop(h);
+}
+
+void mdx_srv_reclaim_kick(mdx_server_t *srv)
+{
+    if (!srv->shutting_down && !uv_is_active((uv_handle_t *)&srv->reclaim_idle))
+        uv_idle_start(&srv->reclaim_idle, on_reclaim);
+}
+
 static void on_expire(uv_timer_t *t)
 {
     mdx_server_t *srv = t->data;
-    uint64_t freed = 0;
-    mdx_store_expire(srv->store, 0, srv->cfg->expire_budget_us, &freed);
+    if (uv_is_active((uv_handle_t *)&srv->reclaim_idle))
+        return; /* already reclaiming in slices */
+    if (mdx_store_expire(srv->store, 0, srv->cfg->expire_budget_us, NULL))
+        mdx_srv_reclaim_kick(srv);
 }
 
 static void close_handle(uv_handle_t *h)
@@ -205,6 +224,7 @@ static void on_signal(uv_signal_t *h, int signum)
         unlink(srv->cfg->unix_path);
     }
     close_handle((uv_handle_t *)&srv->expire_timer);
+    close_handle((uv_handle_t *)&srv->reclaim_idle);
     uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, srv->cfg->shutdown_timeout_ms, 0);
     mdx_conn_shutdown_all(srv);
     if (!srv->conns)
@@ -241,9 +261,17 @@ int main(int argc, char **argv)
     so.max_key = (uint32_t)cfg.max_key;
     so.max_body = (uint32_t)cfg.max_body;
     so.max_limit = (uint32_t)cfg.max_limit;
+    so.maxmemory = (size_t)cfg.maxmemory;
+    so.policy = (mdx_evict_policy_t)cfg.maxmemory_policy;
     int rc = mdx_store_new(&so, &srv.store);
     if (rc)
         die("cannot create the store: %s", mdx_strerror(rc));
+    /* Before the snapshot is loaded: its records carry absolute expiry times, but collection
+     * defaults and later writes resolve classes by these definitions. */
+    for (size_t i = 0; i < cfg.nttl_classes; i++)
+        if (mdx_ttl_class_set(srv.store, cfg.ttl_classes[i].name,
+                              (int64_t)cfg.ttl_classes[i].ttl_ms))
+            die("ttl_class %s: %s", cfg.ttl_classes[i].name, mdx_store_errmsg(srv.store));
     srv.cfg = &cfg;
     srv.rbuf = mdx_malloc(MDX_READ_CHUNK);
     if (!srv.rbuf)
@@ -266,6 +294,8 @@ int main(int argc, char **argv)
     uv_timer_init(&loop, &srv.expire_timer);
     srv.expire_timer.data = &srv;
     uv_timer_start(&srv.expire_timer, on_expire, cfg.expire_interval_ms, cfg.expire_interval_ms);
+    uv_idle_init(&loop, &srv.reclaim_idle);
+    srv.reclaim_idle.data = &srv;
     uv_timer_init(&loop, &srv.shutdown_timer);
     srv.shutdown_timer.data = &srv;
     mdx_srv_snap_init(&srv);

@@ -91,6 +91,7 @@ struct mdx_server {
     uv_pipe_t pipe;
     int tcp_on, pipe_on;
     uv_timer_t expire_timer;
+    uv_idle_t reclaim_idle; /* runs reclaim slices back to back while work remains */
     uv_timer_t shutdown_timer;
     uv_signal_t sigint, sigterm;
     int shutting_down;
@@ -115,6 +116,9 @@ size_t mdx_conn_unsent(const mdx_conn_t *c);
 
 /* server.c / main.c: called when the last connection of a shutting-down server closed. */
 void mdx_server_conns_gone(mdx_server_t *srv);
+/** Starts the reclaim step (expired and invalidated records, reclaim_slice_us per loop
+ *  iteration) unless it runs already; it stops by itself when nothing is left. */
+void mdx_srv_reclaim_kick(mdx_server_t *srv);
 
 /* dispatch.c */
 /** Executes one decoded request and appends its response frame to out. Errors are replied

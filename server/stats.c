@@ -2,13 +2,57 @@
  * The stats reply: server counters (uptime, connections, commands by op, errors by code), the
  * engine's records and memory, in total and per collection, and the snapshots (encoded by
  * server/snapshot.c). Commands and errors list only the ops and codes that occurred
- * (docs/protocol.md), in op and code order.
+ * (docs/protocol.md), in op and code order. The cache counters (gets, hits, misses, hit_ratio,
+ * evictions by cause, expired, invalidated, oom, pending) have the same keys in the totals and
+ * in each collection: one table writes both.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "server/server.h"
 
 #define PUT_LIT(out, s) mdx_mp_put_str((out), (s), sizeof(s) - 1)
+
+static const struct {
+    const char *name;
+    size_t off;
+} counters[] = {
+    {"gets", offsetof(mdx_counters_t, gets)},
+    {"hits", offsetof(mdx_counters_t, hits)},
+    {"misses", offsetof(mdx_counters_t, misses)},
+    {"evicted_memory", offsetof(mdx_counters_t, evicted_memory)},
+    {"evicted_capacity", offsetof(mdx_counters_t, evicted_capacity)},
+    {"expired", offsetof(mdx_counters_t, expired)},
+    {"invalidated", offsetof(mdx_counters_t, invalidated)},
+    {"invalidations", offsetof(mdx_counters_t, invalidations)},
+    {"oom", offsetof(mdx_counters_t, oom)},
+};
+#define NCOUNTERS (sizeof(counters) / sizeof(counters[0]))
+#define NCACHE    (NCOUNTERS + 3) /* the counters, hit_ratio, pending, policy */
+
+static void put_cstr(mdx_buf_t *out, const char *s)
+{
+    mdx_mp_put_str(out, s, strlen(s));
+}
+
+/* The cache keys shared by the totals and each collection (NCACHE of them). */
+static void put_cache(mdx_buf_t *out, const mdx_counters_t *ops, uint64_t pending,
+                      mdx_evict_policy_t policy)
+{
+    for (size_t i = 0; i < NCOUNTERS; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)ops + counters[i].off, sizeof(v));
+        put_cstr(out, counters[i].name);
+        mdx_mp_put_uint(out, v);
+    }
+    uint64_t lookups = ops->hits + ops->misses;
+    PUT_LIT(out, "hit_ratio");
+    mdx_mp_put_double(out, lookups ? (double)ops->hits / (double)lookups : 0.0);
+    PUT_LIT(out, "pending");
+    mdx_mp_put_uint(out, pending);
+    PUT_LIT(out, "policy");
+    put_cstr(out, mdx_evict_policy_name(policy));
+}
 
 void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
 {
@@ -16,7 +60,7 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     mdx_store_stats_t ss;
     mdx_store_stats(srv->store, &ss);
 
-    mdx_mp_put_map(out, 8);
+    mdx_mp_put_map(out, 9 + NCACHE);
     PUT_LIT(out, "uptime_s");
     mdx_mp_put_uint(out, (uv_now(srv->loop) - s->start_ms) / 1000);
 
@@ -59,6 +103,9 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     mdx_mp_put_uint(out, ss.records);
     PUT_LIT(out, "memory");
     mdx_mp_put_uint(out, ss.memory);
+    PUT_LIT(out, "maxmemory");
+    mdx_mp_put_uint(out, ss.maxmemory);
+    put_cache(out, &ss.ops, ss.pending, ss.policy);
 
     size_t n = mdx_coll_count(srv->store);
     PUT_LIT(out, "collections");
@@ -69,11 +116,14 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
         mdx_coll_stats(c, &cs);
         const char *name = mdx_coll_name(c);
         mdx_mp_put_str(out, name, strlen(name));
-        mdx_mp_put_map(out, 2);
+        mdx_mp_put_map(out, 3 + NCACHE);
         PUT_LIT(out, "records");
         mdx_mp_put_uint(out, cs.records);
         PUT_LIT(out, "memory");
         mdx_mp_put_uint(out, cs.memory);
+        PUT_LIT(out, "capacity");
+        mdx_mp_put_uint(out, cs.capacity);
+        put_cache(out, &cs.ops, cs.pending, cs.policy);
     }
 
     PUT_LIT(out, "snapshot");

@@ -43,7 +43,14 @@
     XX(KEY, "key", "FIELD", "the field holding each record's key")                                 \
     XX(STRICT, "strict", NULL, "stop at the first bad line")                                       \
     XX(IGNORE_BAD, "ignore-bad", NULL, "exit 0 even when some lines were bad")                     \
-    XX(UNSORTED, "unsorted", NULL, "stream in scan order instead of key order")
+    XX(UNSORTED, "unsorted", NULL, "stream in scan order instead of key order")                    \
+    XX(TTL_CLASS, "ttl-class", "C", "expire after the TTL of class C (short, medium, long, ...)")  \
+    XX(TAGS, "tags", "T,U", "tags: comma-separated, or a JSON array")                              \
+    XX(WITH_TAGS, "with-tags", NULL, "print {body, tags} for each record found")                   \
+    XX(CAPACITY, "capacity", "N", "most records the collection holds (0: no limit)")               \
+    XX(POLICY, "policy", "P", "eviction policy: noeviction, s3fifo, sieve, lru or default")        \
+    XX(DEFAULT_TTL, "default-ttl", "MS|C", "TTL of puts that name none: milliseconds or a class")  \
+    XX(COLL, "coll", "COLL", "only this collection (default: every collection)")
 
 enum {
 #define XX(e, name, meta, help) F_##e,
@@ -266,6 +273,29 @@ static int am_key_arg(amap_t *m, const cmd_t *c, const cmdline_t *l, const char 
     return mdx__key_from_text(c->name, text, l->val[F_STR_KEY] != NULL, m->b);
 }
 
+/* A list flag as an array of strings: a JSON array, or comma-separated words. */
+static int am_list(amap_t *m, const cmd_t *c, const char *u, int f, const char *arg)
+{
+    char what[24];
+    snprintf(what, sizeof(what), "--%s", flag_info[f].name);
+    am_key(m, arg);
+    if (u[0] == '[')
+        return json_arg(c, what, u, 0, m->b);
+    uint32_t n = 1;
+    for (const char *p = u; *p; p++)
+        n += *p == ',';
+    mdx_mp_put_array(m->b, n);
+    for (const char *p = u;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        mdx_mp_put_str(m->b, p, len);
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
 /* ---- builders: one per shape of arguments ---- */
 
 static int b_none(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t *b)
@@ -353,6 +383,70 @@ static int b_put(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t 
         am_key(&m, "keep_ttl");
         mdx_mp_put_bool(b, 1);
     }
+    if (l->val[F_TTL_CLASS])
+        am_str(&m, "ttl_class", l->val[F_TTL_CLASS]);
+    if (l->val[F_TAGS] && (rc = am_list(&m, c, l->val[F_TAGS], F_TAGS, "tags")))
+        return rc;
+    return am_end(&m);
+}
+
+static void am_with_tags(amap_t *m, const cmdline_t *l)
+{
+    if (l->val[F_WITH_TAGS]) {
+        am_key(m, "with_tags");
+        mdx_mp_put_bool(m->b, 1);
+    }
+}
+
+/* get: coll + key, and --with-tags. */
+static int b_get(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t *b)
+{
+    (void)sh;
+    amap_t m;
+    am_begin(&m, b);
+    am_str(&m, "coll", l->pos[0]);
+    int rc = am_key_arg(&m, c, l, l->pos[1]);
+    am_with_tags(&m, l);
+    return rc ? rc : am_end(&m);
+}
+
+/* create-collection and configure-collection: NAME and the cache options. */
+static int b_coll_setup(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t *b)
+{
+    (void)sh;
+    amap_t m;
+    am_begin(&m, b);
+    am_str(&m, "name", l->pos[0]);
+    int rc = am_uint_flag(&m, c, l, F_CAPACITY, "capacity");
+    if (rc)
+        return rc;
+    if (l->val[F_POLICY])
+        am_str(&m, "policy", l->val[F_POLICY]);
+    const char *d = l->val[F_DEFAULT_TTL];
+    uint64_t ms;
+    if (d && mdx__parse_uint(d, &ms) == 0) {
+        am_key(&m, "default_ttl_ms");
+        mdx_mp_put_uint(b, ms);
+    } else if (d) {
+        am_str(&m, "default_ttl", d);
+    }
+    if (c->op[1] == 'o' && m.n == 1) /* configure_collection */
+        return usage_error(c, "%s", "give at least one of --capacity, --policy, --default-ttl");
+    return am_end(&m);
+}
+
+/* invalidate TAG... [--coll COLL] */
+static int b_invalidate(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t *b)
+{
+    (void)sh, (void)c;
+    amap_t m;
+    am_begin(&m, b);
+    if (l->val[F_COLL])
+        am_str(&m, "coll", l->val[F_COLL]);
+    am_key(&m, "tags");
+    mdx_mp_put_array(b, (uint32_t)l->npos);
+    for (int i = 0; i < l->npos; i++)
+        put_cstr(b, l->rest[i]);
     return am_end(&m);
 }
 
@@ -362,6 +456,7 @@ static int b_mget(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf_t
     amap_t m;
     am_begin(&m, b);
     am_str(&m, "coll", l->pos[0]);
+    am_with_tags(&m, l);
     am_key(&m, "keys");
     mdx_mp_put_array(b, (uint32_t)(l->npos - 1));
     for (int i = 1; i < l->npos; i++) {
@@ -386,24 +481,8 @@ static int b_update(mdx_shell_t *sh, const cmd_t *c, const cmdline_t *l, mdx_buf
         if ((rc = json_arg(c, "--set", l->val[F_SET], 0, b)))
             return rc;
     }
-    if (l->val[F_UNSET]) {
-        const char *u = l->val[F_UNSET];
-        am_key(&m, "unset");
-        if (u[0] == '[')
-            return (rc = json_arg(c, "--unset", u, 0, b)) ? rc : am_end(&m);
-        uint32_t n = 1;
-        for (const char *p = u; *p; p++)
-            n += *p == ',';
-        mdx_mp_put_array(b, n);
-        for (const char *p = u;;) {
-            const char *e = strchr(p, ',');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            mdx_mp_put_str(b, p, len);
-            if (!e)
-                break;
-            p = e + 1;
-        }
-    }
+    if (l->val[F_UNSET] && (rc = am_list(&m, c, l->val[F_UNSET], F_UNSET, "unset")))
+        return rc;
     return am_end(&m);
 }
 
@@ -508,8 +587,15 @@ static int l_help(mdx_shell_t *sh, const cmdline_t *l);
 static const cmd_t cmds[] = {
     {"ping", "ping", "", "check that the server answers (prints pong)",
      "memdex ping", 0, 0, 0, OUT_PONG, b_none, NULL},
-    {"create-collection", "create_collection", "NAME", "create an empty collection",
-     "memdex create-collection users", 1, 1, 0, OUT_OK, b_name, NULL},
+    {"create-collection", "create_collection",
+     "NAME [--capacity N] [--policy P] [--default-ttl MS|CLASS]", "create an empty collection",
+     "memdex create-collection sessions --capacity 100000 --default-ttl short", 1, 1,
+     B(CAPACITY) | B(POLICY) | B(DEFAULT_TTL), OUT_OK, b_coll_setup, NULL},
+    {"configure-collection", "configure_collection",
+     "NAME [--capacity N] [--policy P] [--default-ttl MS|CLASS]",
+     "change a collection's capacity, eviction policy or default TTL",
+     "memdex configure-collection sessions --policy sieve", 1, 1,
+     B(CAPACITY) | B(POLICY) | B(DEFAULT_TTL), OUT_OK, b_coll_setup, NULL},
     {"drop-collection", "drop_collection", "NAME", "drop a collection, its records and indexes",
      "memdex drop-collection users", 1, 1, 0, OUT_OK, b_name, NULL},
     {"collections", "list_collections", "", "list the collections with their records and indexes",
@@ -522,14 +608,19 @@ static const cmd_t cmds[] = {
      "memdex drop-index users by_age", 2, 2, 0, OUT_OK, b_coll_name, NULL},
     {"indexes", "list_indexes", "COLL", "list a collection's secondary indexes",
      "memdex indexes users", 1, 1, 0, OUT_JSON, b_coll, NULL},
-    {"put", "put", "COLL KEY BODY [--mode upsert|insert|replace] [--ttl MS] [--keep-ttl] [--str-key]",
+    {"put", "put",
+     "COLL KEY BODY [--mode upsert|insert|replace] [--ttl MS | --ttl-class C] [--keep-ttl] [--tags T,U] [--str-key]",
      "store a record (BODY: a JSON object)",
-     "memdex put users 1 '{\"name\":\"ann\",\"age\":31}'", 3, 3,
-     B(MODE) | B(TTL) | B(KEEP_TTL) | B(STR_KEY), OUT_OK, b_put, NULL},
-    {"get", "get", "COLL KEY [--str-key]", "print a record's body (null when absent)",
-     "memdex get users 1", 2, 2, B(STR_KEY), OUT_JSON, b_coll_key, NULL},
-    {"mget", "mget", "COLL KEY... [--str-key]", "print the bodies of many records (null when absent)",
-     "memdex mget users 1 2 3", 2, MAX_POS, B(STR_KEY), OUT_JSON, b_mget, NULL},
+     "memdex put users 1 '{\"name\":\"ann\",\"age\":31}' --ttl-class long --tags team:7", 3, 3,
+     B(MODE) | B(TTL) | B(KEEP_TTL) | B(STR_KEY) | B(TTL_CLASS) | B(TAGS), OUT_OK, b_put, NULL},
+    {"get", "get", "COLL KEY [--with-tags] [--str-key]", "print a record's body (null when absent)",
+     "memdex get users 1", 2, 2, B(STR_KEY) | B(WITH_TAGS), OUT_JSON, b_get, NULL},
+    {"mget", "mget", "COLL KEY... [--with-tags] [--str-key]",
+     "print the bodies of many records (null when absent)",
+     "memdex mget users 1 2 3", 2, MAX_POS, B(STR_KEY) | B(WITH_TAGS), OUT_JSON, b_mget, NULL},
+    {"invalidate", "invalidate", "TAG... [--coll COLL]",
+     "remove every record holding any of the tags (prints {\"removed\": N})",
+     "memdex invalidate team:7 --coll users", 1, 16, B(COLL), OUT_JSON, b_invalidate, NULL},
     {"delete", "delete", "COLL KEY [--str-key]", "delete a record (prints 1, or 0 when absent)",
      "memdex delete users 1", 2, 2, B(STR_KEY), OUT_JSON, b_coll_key, NULL},
     {"update", "update", "COLL KEY [--set JSON] [--unset F,G] [--str-key]",
@@ -555,6 +646,8 @@ static const cmd_t cmds[] = {
      "memdex ttl-clear users 1", 2, 2, B(STR_KEY), OUT_OK, b_coll_key, NULL},
     {"stats", "stats", "[--json]", "print the server's statistics",
      "memdex stats", 0, 0, B(JSON), OUT_STATS, b_none, NULL},
+    {"snapshot", "snapshot", "", "start a background snapshot on the server",
+     "memdex snapshot", 0, 0, 0, OUT_OK, b_none, NULL},
     {"import", NULL, "COLL FILE [--key FIELD] [--mode M] [--strict] [--ignore-bad]",
      "bulk-load NDJSON records (FILE - reads stdin)",
      "memdex import users users.ndjson --key id", 2, 2,
@@ -711,14 +804,21 @@ static int counts_line(const uint8_t **p, const uint8_t *e, uint32_t n, mdx_buf_
     for (uint32_t i = 0; i < n; i++) {
         mdx_mp_tok_t k;
         uint64_t v;
-        if (mdx_mp_read(p, e, &k) || k.type != MDX_MP_STR || read_uint(p, e, &v))
+        if (mdx_mp_read(p, e, &k) || k.type != MDX_MP_STR)
             return -1;
-        char num[32];
-        int len = snprintf(num, sizeof(num), " %llu", (unsigned long long)v);
         if (i)
             mdx_buf_append(t, ", ", 2);
         mdx_buf_append(t, k.v.ptr, k.len);
-        mdx_buf_append(t, num, (size_t)len);
+        mdx_buf_append(t, " ", 1);
+        const uint8_t *q = *p;
+        if (read_uint(&q, e, &v) == 0) { /* counts; anything else (a ratio, a name) as JSON */
+            char num[32];
+            int len = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+            mdx_buf_append(t, num, (size_t)len);
+            *p = q;
+        } else if (mdx__mp_to_json(p, e, t)) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -738,6 +838,7 @@ static void label(mdx_buf_t *t, const char *s, size_t n)
 static int stats_body(const uint8_t *p, const uint8_t *e, mdx_buf_t *t)
 {
     mdx_mp_tok_t m;
+    uint64_t mem = 0; /* "memory" comes before "maxmemory" */
     if (mdx_mp_read(&p, e, &m) || m.type != MDX_MP_MAP)
         return -1;
     for (uint32_t i = 0; i < m.len; i++) {
@@ -759,6 +860,22 @@ static int stats_body(const uint8_t *p, const uint8_t *e, mdx_buf_t *t)
         } else if (KEY_IS("memory") && read_uint(&p, e, &u) == 0) {
             label(t, "memory", 6);
             human_bytes(line, sizeof(line), u);
+            mdx_buf_append(t, line, strlen(line));
+            mem = u;
+        } else if (KEY_IS("maxmemory") && read_uint(&p, e, &u) == 0) {
+            label(t, "maxmemory", 9);
+            if (u == 0) {
+                mdx_buf_append(t, "none", 4);
+            } else {
+                human_bytes(line, sizeof(line), u);
+                mdx_buf_append(t, line, strlen(line));
+                snprintf(line, sizeof(line), ", %.1f%% used", 100.0 * (double)mem / (double)u);
+                mdx_buf_append(t, line, strlen(line));
+            }
+        } else if (KEY_IS("hit_ratio") && v.type == MDX_MP_FLOAT) {
+            mdx_mp_read(&p, e, &v);
+            label(t, "hit ratio", 9);
+            snprintf(line, sizeof(line), "%.1f%%", 100.0 * v.v.f);
             mdx_buf_append(t, line, strlen(line));
         } else if ((KEY_IS("connections") || KEY_IS("commands") || KEY_IS("errors")) &&
                    v.type == MDX_MP_MAP) {

@@ -301,12 +301,27 @@ typedef enum {
     MDX_CLIENT_REPLACE = 2 /* fail with MDX_ENOTFOUND when it does not */
 } mdx_client_put_mode_t;
 
-/** put options; NULL or zeroed: upsert, no expiry. */
+/** put options; NULL or zeroed: upsert, no expiry (or the collection's default TTL), no
+ *  tags. */
 typedef struct {
     mdx_client_put_mode_t mode;
-    uint64_t ttl_ms; /* 0: no expiry */
-    int keep_ttl;    /* when replacing, keep the old expiry (ttl_ms ignored) */
+    uint64_t ttl_ms;         /* 0: no expiry */
+    int keep_ttl;            /* when replacing, keep the old expiry (ttl_ms ignored) */
+    const char *ttl_class;   /* a TTL class ("short", ..., "none"), or NULL; not with ttl_ms */
+    const char *const *tags; /* n_tags tags (NUL-terminated, 1..128 bytes), or NULL */
+    size_t n_tags;           /* at most 16 */
 } mdx_client_put_opts_t;
+
+/** A collection's cache options (create_collection_opts, configure_collection). Members left
+ *  zero (NULL) are not sent: configure_collection keeps their current value. */
+typedef struct {
+    uint64_t capacity;  /* most records held */
+    int set_capacity;   /* send capacity even when 0 (0: no limit) */
+    const char *policy; /* "noeviction", "s3fifo", "sieve", "lru", "default", or NULL */
+    uint64_t default_ttl_ms;
+    int set_default_ttl_ms;  /* send default_ttl_ms even when 0 (0: no expiry) */
+    const char *default_ttl; /* a TTL class name, or NULL; not with default_ttl_ms */
+} mdx_client_coll_opts_t;
 
 /** Conditions of find and count; MDX_VAL_NONE (zeroed) members are absent. eq excludes the
  *  bounds; ge excludes gt; le excludes lt (the server answers MDX_EBADARGS). */
@@ -388,6 +403,13 @@ typedef struct {
     uint64_t records;
     uint64_t memory;
     mdx_bytes_t raw;
+    /* The cache tier (totals over every collection; per collection in raw "collections"). */
+    uint64_t maxmemory; /* 0: no limit */
+    uint64_t gets, hits, misses;
+    double hit_ratio;
+    uint64_t evicted_memory, evicted_capacity, expired, invalidated, invalidations, oom;
+    uint64_t pending;
+    mdx_str_t policy; /* the server's maxmemory_policy */
 } mdx_client_stats_t;
 
 /* ---- blocking commands ---- */
@@ -444,6 +466,18 @@ int mdx_client_ttl_set(mdx_client_t *c, const char *coll, mdx_val_t key, uint64_
 int mdx_client_ttl_get(mdx_client_t *c, const char *coll, mdx_val_t key, int64_t *ms);
 int mdx_client_ttl_clear(mdx_client_t *c, const char *coll, mdx_val_t key);
 int mdx_client_stats(mdx_client_t *c, mdx_client_stats_t *out);
+/** create_collection with cache options (opts may be NULL: as mdx_client_create_collection). */
+int mdx_client_create_collection_opts(mdx_client_t *c, const char *name,
+                                      const mdx_client_coll_opts_t *opts);
+/** Changes a collection's cache options; at least one must be set (else MDX_EINVAL, local). */
+int mdx_client_configure_collection(mdx_client_t *c, const char *name,
+                                    const mdx_client_coll_opts_t *opts);
+/** Removes the records holding any of the n tags (1..16) in coll, or in every collection when
+ *  coll is NULL. *removed (may be NULL): how many. */
+int mdx_client_invalidate(mdx_client_t *c, const char *coll, const char *const *tags, size_t n,
+                          uint64_t *removed);
+/** Starts a background snapshot (MDX_EBUSY when one runs). */
+int mdx_client_snapshot(mdx_client_t *c);
 
 /* ---- raw requests and replies ---- */
 

@@ -32,6 +32,8 @@ extern "C" {
 #define MDX_PROTO_MAX_DEPTH   32 /* nesting in a request, its array and args map included */
 #define MDX_MAX_MGET_KEYS     10000
 #define MDX_PROTO_MAX_STR     255 /* bytes in a STR argument (names, field, mode, kind, client) */
+#define MDX_PROTO_MAX_TAGS    16  /* strings in a TAGS argument (memdex/store.h MDX_TAGS_MAX) */
+#define MDX_PROTO_MAX_TAG     128 /* bytes in one tag, at least 1 (MDX_TAG_MAX) */
 
 /* XX(enum suffix, wire name, idempotent) — FROZEN: append only. */
 #define MDX_OP_MAP(XX)                                                                             \
@@ -55,7 +57,9 @@ extern "C" {
     XX(TTL_GET, "ttl_get", 1)                                                                      \
     XX(TTL_CLEAR, "ttl_clear", 1)                                                                  \
     XX(STATS, "stats", 1)                                                                          \
-    XX(SNAPSHOT, "snapshot", 0)
+    XX(SNAPSHOT, "snapshot", 0)                                                                    \
+    XX(CONFIGURE_COLLECTION, "configure_collection", 1)                                            \
+    XX(INVALIDATE, "invalidate", 0)
 
 typedef enum {
 #define XX(e, name, idem) MDX_OP_##e,
@@ -66,7 +70,8 @@ typedef enum {
 
 /* Arguments: XX(enum suffix, wire name, type). Types: STR (name-like string), KEY (msgpack
  * int/str/bin), KEYS (array of keys), MAP (msgpack map), SCALAR (nil/bool/number/str/bin),
- * UINT, BOOL, ARRAY (any array), STRARRAY (array of strings). */
+ * UINT, BOOL, ARRAY (any array), STRARRAY (array of strings), TAGS (array of at most
+ * MDX_PROTO_MAX_TAGS strings of 1..MDX_PROTO_MAX_TAG bytes). */
 #define MDX_ARG_MAP(XX)                                                                            \
     XX(COLL, "coll", STR)                                                                          \
     XX(NAME, "name", STR)                                                                          \
@@ -93,7 +98,14 @@ typedef enum {
     XX(SET, "set", MAP)                                                                            \
     XX(UNSET, "unset", STRARRAY)                                                                   \
     XX(PROTOCOL, "protocol", UINT)                                                                 \
-    XX(CLIENT, "client", STR)
+    XX(CLIENT, "client", STR)                                                                      \
+    XX(TTL_CLASS, "ttl_class", STR)                                                                \
+    XX(TAGS, "tags", TAGS)                                                                         \
+    XX(CAPACITY, "capacity", UINT)                                                                 \
+    XX(POLICY, "policy", STR)                                                                      \
+    XX(DEFAULT_TTL_MS, "default_ttl_ms", UINT)                                                     \
+    XX(DEFAULT_TTL, "default_ttl", STR)                                                            \
+    XX(WITH_TAGS, "with_tags", BOOL)
 
 typedef enum {
 #define XX(e, name, type) MDX_ARG_##e,

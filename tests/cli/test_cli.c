@@ -242,7 +242,8 @@ static void collections_are_created_listed_and_dropped(void **state)
         "");
     expect(RUN("collections"), 0,
            "[{\"name\":\"c1\",\"records\":0,\"indexes\":[{\"name\":\"by_n\",\"field\":\"n\","
-           "\"kind\":\"hash\",\"unique\":true,\"entries\":0}]}]\n",
+           "\"kind\":\"hash\",\"unique\":true,\"entries\":0}],"
+           "\"capacity\":0,\"policy\":\"s3fifo\",\"default_ttl_ms\":0}]\n",
            "");
     expect(RUN("drop-index", "c1", "by_n"), 0, "OK\n", "");
     expect(RUN("indexes", "c1"), 0, "[]\n", "");
@@ -342,6 +343,7 @@ static void stats_print_readably_and_as_json(void **state)
     (void)state;
     expect(RUN("create-collection", "st"), 0, "OK\n", "");
     expect(RUN("put", "st", "1", "{\"a\":1}"), 0, "OK\n", "");
+    expect(RUN("get", "st", "1"), 0, "{\"a\":1}\n", "");
     run_t r = RUN("stats");
     assert_int_equal(r.status, 0);
     static const char *const lines[] = {"\nuptime       ",
@@ -349,6 +351,21 @@ static void stats_print_readably_and_as_json(void **state)
                                         "\ncommands     ",
                                         "\nrecords      1\n",
                                         "\nmemory       ",
+                                        "\nmaxmemory    none\n",
+                                        "\ngets         ",
+                                        "\nhits         ",
+                                        "\nmisses       ",
+                                        "\nhit ratio    ",
+                                        "\nevicted_memory ",
+                                        "\nevicted_capacity ",
+                                        "\nexpired      ",
+                                        "\ninvalidated  ",
+                                        "\noom          ",
+                                        "\npending      ",
+                                        "capacity 0, gets 1, hits 1, misses 0, evicted_memory 0, "
+                                        "evicted_capacity 0, expired 0, invalidated 0, "
+                                        "invalidations 0, oom 0, hit_ratio 1.0, pending 0, "
+                                        "policy \"s3fifo\"\n",
                                         "\ncollections\n  st             "
                                         "records 1, memory "};
     char *text = malloc(strlen(r.out) + 2);
@@ -368,6 +385,47 @@ static void stats_print_readably_and_as_json(void **state)
     expect(RUN("drop-collection", "st"), 0, "OK\n", "");
 }
 
+static void cache_options_tags_and_invalidate(void **state)
+{
+    (void)state;
+    expect(RUN("create-collection", "cc", "--capacity", "2", "--policy", "lru", "--default-ttl",
+               "short"),
+           0, "OK\n", "");
+    expect(RUN("put", "cc", "a", "{}", "--tags", "red,blue"), 0, "OK\n", "");
+    expect(RUN("put", "cc", "b", "{}", "--tags", "[\"blue\"]", "--ttl-class", "long"), 0, "OK\n",
+           "");
+    expect(RUN("get", "cc", "a", "--with-tags"), 0, "{\"body\":{},\"tags\":[\"red\",\"blue\"]}\n",
+           "");
+    expect(RUN("mget", "cc", "a", "zz", "--with-tags"), 0,
+           "[{\"body\":{},\"tags\":[\"red\",\"blue\"]},null]\n", "");
+    run_t r = RUN("ttl-get", "cc", "a"); /* the collection's default: short */
+    long ms = strtol(r.out, NULL, 10);
+    assert_true(ms > 55000 && ms <= 60000);
+    run_free(&r);
+    r = RUN("ttl-get", "cc", "b");
+    ms = strtol(r.out, NULL, 10);
+    assert_true(ms > 3590000 && ms <= 3600000);
+    run_free(&r);
+    expect(RUN("put", "cc", "c", "{}", "--ttl-class", "eon"), 1, "",
+           "error: INVAL: unknown ttl class 'eon'\n");
+    expect(RUN("configure-collection", "cc"), 2, "",
+           "memdex: configure-collection: give at least one of --capacity, --policy, "
+           "--default-ttl\n"
+           "usage: memdex configure-collection NAME [--capacity N] [--policy P] [--default-ttl "
+           "MS|CLASS]\n");
+    expect(RUN("configure-collection", "cc", "--capacity", "10", "--default-ttl", "0"), 0, "OK\n",
+           "");
+    expect(RUN("collections"), 0,
+           "[{\"name\":\"cc\",\"records\":2,\"indexes\":[],\"capacity\":10,\"policy\":\"lru\","
+           "\"default_ttl_ms\":0}]\n",
+           "");
+    expect(RUN("invalidate", "blue", "--coll", "cc"), 0, "{\"removed\":2}\n", "");
+    expect(RUN("invalidate", "red"), 0, "{\"removed\":0}\n", "");
+    expect(RUN("get", "cc", "a"), 0, "null\n", "");
+    expect(RUN("snapshot"), 0, "OK\n", "");
+    expect(RUN("drop-collection", "cc"), 0, "OK\n", "");
+}
+
 static void errors_name_their_code_and_set_the_exit_status(void **state)
 {
     (void)state;
@@ -376,16 +434,17 @@ static void errors_name_their_code_and_set_the_exit_status(void **state)
            "memdex: unknown command 'frobnicate' (memdex --help lists them)\n");
     expect(RUN("put", "x", "1", "{\"a\":}"), 2, "",
            "memdex: put: BODY: invalid JSON at offset 5: unexpected character\n"
-           "usage: memdex put COLL KEY BODY [--mode upsert|insert|replace] [--ttl MS] "
-           "[--keep-ttl] [--str-key]\n");
+           "usage: memdex put COLL KEY BODY [--mode upsert|insert|replace] [--ttl MS | "
+           "--ttl-class C] [--keep-ttl] [--tags T,U] [--str-key]\n");
     expect(RUN("scan", "x", "--limit", "ten"), 2, "",
            "memdex: scan: --limit needs a non-negative integer, not 'ten'\n"
            "usage: memdex scan COLL [--cursor N] [--limit N]\n");
-    expect(RUN("get", "x"), 2, "",
-           "memdex: get: missing arguments\nusage: memdex get COLL KEY [--str-key]\n");
+    expect(
+        RUN("get", "x"), 2, "",
+        "memdex: get: missing arguments\nusage: memdex get COLL KEY [--with-tags] [--str-key]\n");
     expect(RUN("get", "x", "1", "--limit", "3"), 2, "",
            "memdex: get: --limit is not a flag of this command\n"
-           "usage: memdex get COLL KEY [--str-key]\n");
+           "usage: memdex get COLL KEY [--with-tags] [--str-key]\n");
     expect(RUN("get", "x", "99999999999999999999"), 2, "", NULL);
     /* Nothing listens on a port we bound and closed: a connection error, status 3. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -563,6 +622,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(help_lists_every_command_with_an_example),
         cmocka_unit_test(ping_prints_pong),
+        cmocka_unit_test(cache_options_tags_and_invalidate),
         cmocka_unit_test(collections_are_created_listed_and_dropped),
         cmocka_unit_test(records_are_put_read_updated_and_deleted),
         cmocka_unit_test(find_count_and_scan_page_through_records),

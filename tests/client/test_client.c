@@ -114,7 +114,7 @@ static void every_command_returns_its_typed_result(void **state)
     /* put modes and options */
     mdx_buf_t b;
     mp(&b, "{\"name\":\"dup\"}");
-    mdx_client_put_opts_t po = {MDX_CLIENT_INSERT, 0, 0};
+    mdx_client_put_opts_t po = {.mode = MDX_CLIENT_INSERT};
     assert_int_equal(mdx_client_put(c, "users", mdx_val_str("u1"), b.data, b.len, &po),
                      MDX_EEXISTS);
     assert_int_equal(mdx_client_err_kind(c), MDX_CLIENT_ERR_SERVER);
@@ -325,6 +325,83 @@ static void every_command_returns_its_typed_result(void **state)
     assert_int_equal(cnt.retries, 0);
     assert_int_equal(cnt.requests, cnt.replies);
 
+    mdx_client_free(c);
+    srv_stop(&srv);
+}
+
+static void cache_commands_and_stats_fields(void **state)
+{
+    (void)state;
+    srv_t srv;
+    srv_start(&srv, (const char *const[]){"--maxmemory", "64m", "--maxmemory-policy", "lru", NULL});
+    mdx_client_t *c = client_port(srv.srv.port);
+
+    mdx_client_coll_opts_t co = {.capacity = 3, .policy = "sieve", .default_ttl = "long"};
+    OK(c, mdx_client_create_collection_opts(c, "k", &co));
+    assert_int_equal(
+        mdx_client_create_collection_opts(c, "bad", &(mdx_client_coll_opts_t){.policy = "fifo"}),
+        MDX_EINVAL);
+    mdx_buf_t b;
+    mp(&b, "{\"v\":1}");
+    static const char *const t1[] = {"red", "blue"}, *const t2[] = {"blue"};
+    mdx_client_put_opts_t po = {.tags = t1, .n_tags = 2};
+    OK(c, mdx_client_put(c, "k", mdx_val_int(1), b.data, b.len, &po));
+    po = (mdx_client_put_opts_t){.ttl_class = "short", .tags = t2, .n_tags = 1};
+    OK(c, mdx_client_put(c, "k", mdx_val_int(2), b.data, b.len, &po));
+    OK(c, mdx_client_put(c, "k", mdx_val_int(3), b.data, b.len, NULL));
+    int64_t ms;
+    OK(c, mdx_client_ttl_get(c, "k", mdx_val_int(2), &ms));
+    assert_true(ms > 55000 && ms <= 60000);
+    OK(c, mdx_client_ttl_get(c, "k", mdx_val_int(3), &ms)); /* the collection's default */
+    assert_true(ms > 3590000 && ms <= 3600000);
+    po = (mdx_client_put_opts_t){.ttl_class = "fortnight"};
+    assert_int_equal(mdx_client_put(c, "k", mdx_val_int(4), b.data, b.len, &po), MDX_EINVAL);
+    static const char *const many[17] = {"a", "b", "c", "d", "e", "f", "g", "h", "i",
+                                         "j", "k", "l", "m", "n", "o", "p", "q"};
+    po = (mdx_client_put_opts_t){.tags = many, .n_tags = 17};
+    assert_int_equal(mdx_client_put(c, "k", mdx_val_int(4), b.data, b.len, &po), MDX_EINVAL);
+    assert_int_equal(mdx_client_err_kind(c), MDX_CLIENT_ERR_LOCAL);
+
+    /* configure: capacity 2 evicts one now */
+    assert_int_equal(mdx_client_configure_collection(c, "k", &(mdx_client_coll_opts_t){0}),
+                     MDX_EINVAL);
+    OK(c, mdx_client_configure_collection(c, "k", &(mdx_client_coll_opts_t){.capacity = 2}));
+    OK(c, mdx_client_configure_collection(
+              c, "k", &(mdx_client_coll_opts_t){.capacity = 0, .set_capacity = 1}));
+    mdx_client_colls_t cl;
+    OK(c, mdx_client_list_collections(c, &cl));
+    assert_int_equal(cl.n, 1);
+    assert_int_equal(cl.colls[0].records, 2);
+
+    uint64_t removed = 99;
+    OK(c, mdx_client_invalidate(c, "k", t2, 1, &removed));
+    uint64_t left = 2 - removed;
+    assert_true(removed >= 1);
+    OK(c, mdx_client_invalidate(c, NULL, t1, 2, &removed));
+    assert_int_equal(removed, 0);
+    assert_int_equal(mdx_client_invalidate(c, "nope", t1, 1, NULL), MDX_ENOCOLL);
+    assert_int_equal(mdx_client_invalidate(c, "k", t1, 0, NULL), MDX_EINVAL);
+
+    const uint8_t *body;
+    size_t blen;
+    OK(c, mdx_client_get(c, "k", mdx_val_int(2), &body, &blen));
+    assert_null(body);
+    mdx_client_stats_t st;
+    OK(c, mdx_client_stats(c, &st));
+    assert_int_equal(st.maxmemory, 64u << 20);
+    assert_int_equal(st.gets, 1);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.hits, 0);
+    assert_true(st.hit_ratio == 0.0);
+    assert_int_equal(st.evicted_capacity, 1);
+    assert_int_equal(st.invalidations, 2);
+    assert_int_equal(st.invalidated, 2 - left);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.policy.len, 3);
+    assert_memory_equal(st.policy.ptr, "lru", 3);
+
+    OK(c, mdx_client_snapshot(c));
+    mdx_buf_fini(&b);
     mdx_client_free(c);
     srv_stop(&srv);
 }
@@ -903,6 +980,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_command_returns_its_typed_result),
+        cmocka_unit_test(cache_commands_and_stats_fields),
         cmocka_unit_test(local_errors_send_nothing),
         cmocka_unit_test(raw_call_reports_server_errors_with_the_reply),
         cmocka_unit_test(unix_socket_works),

@@ -68,7 +68,8 @@ static void still_serves(fx_t *f)
 {
     mdx_expect_ok(&f->a, "ping", "{}", "\"pong\"");
     mdx_expect_ok(&f->a, "list_collections", "{}",
-                  "[{\"name\":\"b\",\"records\":1,\"indexes\":[]}]");
+                  "[{\"name\":\"b\",\"records\":1,\"indexes\":[],\"capacity\":0,\"policy\":"
+                  "\"s3fifo\",\"default_ttl_ms\":0}]");
 }
 
 static void client_that_never_reads_is_cut_off_at_output_limit(void **state)

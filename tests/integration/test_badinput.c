@@ -63,7 +63,8 @@ static void witness_unchanged(fx_t *f)
     }
     mdx_expect_ok(&f->w, "list_collections", "{}",
                   "[{\"name\":\"w\",\"records\":3,\"indexes\":[{\"name\":\"n\",\"field\":"
-                  "\"n\",\"kind\":\"skiplist\",\"unique\":false,\"entries\":3}]}]");
+                  "\"n\",\"kind\":\"skiplist\",\"unique\":false,\"entries\":3}],"
+                  "\"capacity\":0,\"policy\":\"s3fifo\",\"default_ttl_ms\":0}]");
     mdx_expect_ok(&f->w, "count", "{\"coll\":\"w\",\"index\":\"n\",\"ge\":1}", "3");
 }
 

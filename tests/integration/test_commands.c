@@ -81,12 +81,16 @@ static void collections_create_list_drop(void **state)
        "null");
     OK("list_collections", "{}",
        "[{\"name\":\"users\",\"records\":1,\"indexes\":[{\"name\":\"by_a\",\"field\":\"a\","
-       "\"kind\":\"hash\",\"unique\":false,\"entries\":1}]},"
-       "{\"name\":\"orders\",\"records\":0,\"indexes\":[]}]");
+       "\"kind\":\"hash\",\"unique\":false,\"entries\":1}],"
+       "\"capacity\":0,\"policy\":\"s3fifo\",\"default_ttl_ms\":0},"
+       "{\"name\":\"orders\",\"records\":0,\"indexes\":[],\"capacity\":0,\"policy\":\"s3fifo\","
+       "\"default_ttl_ms\":0}]");
     OK("drop_collection", "{\"name\":\"users\"}", "null");
     ERR("drop_collection", "{\"name\":\"users\"}", MDX_ENOCOLL);
     ERR("get", "{\"coll\":\"users\",\"key\":1}", MDX_ENOCOLL);
-    OK("list_collections", "{}", "[{\"name\":\"orders\",\"records\":0,\"indexes\":[]}]");
+    OK("list_collections", "{}",
+       "[{\"name\":\"orders\",\"records\":0,\"indexes\":[],\"capacity\":0,\"policy\":\"s3fifo\","
+       "\"default_ttl_ms\":0}]");
 }
 
 static void indexes_create_list_drop(void **state)

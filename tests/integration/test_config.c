@@ -59,6 +59,10 @@ static void help_lists_every_key_with_its_default(void **state)
         {"expire_interval_ms", "[10]"},
         {"expire_budget_us", "[1000]"},
         {"shutdown_timeout_ms", "[5000]"},
+        {"reclaim_slice_us", "[250]"},
+        {"maxmemory", "[0]"},
+        {"maxmemory_policy", "[s3fifo]"},
+        {"ttl_class", "[built-in only]"},
         {"log_level", "[info]"},
         {"log_file", "[off]"},
         {"snapshot_rules", "[3600:1,300:100,60:10000]"},
@@ -117,6 +121,17 @@ static void bad_values_are_refused_naming_key_and_value(void **state)
         {"--snapshot-rules", "60:1,,5:2", "snapshot_rules", "'60:1,,5:2'"},
         {"--snapshot-keep", "0", "snapshot_keep", "'0'"},
         {"--snapshot-fallback", "maybe", "snapshot_fallback", "'maybe'"},
+        {"--maxmemory", "12xb", "maxmemory", "'12xb'"},
+        {"--maxmemory", "-1", "maxmemory", "'-1'"},
+        {"--maxmemory", "1tb", "maxmemory", "'1tb'"},
+        {"--maxmemory-policy", "fifo", "maxmemory_policy", "'fifo'"},
+        {"--maxmemory-policy", "default", "maxmemory_policy", "'default'"},
+        {"--ttl-class", "tiny", "ttl_class", "'tiny'"},
+        {"--ttl-class", "tiny=0", "ttl_class", "'tiny=0'"},
+        {"--ttl-class", "=5", "ttl_class", "'=5'"},
+        {"--ttl-class", "bad name=5", "ttl_class", "'bad name=5'"},
+        {"--ttl-class", "none=5", "ttl_class", "'none=5'"},
+        {"--reclaim-slice-us", "0", "reclaim_slice_us", "'0'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *argv[] = {cases[i][0], cases[i][1], NULL};
@@ -170,6 +185,23 @@ static void config_file_sets_keys_and_flags_override_it(void **state)
     st = mdx_srv_stop(&srv, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     unlink(path);
+}
+
+/* More ttl classes than the engine holds: refused at start, naming the key. */
+static void too_many_ttl_classes_are_refused(void **state)
+{
+    (void)state;
+    const char *argv[40];
+    char defs[14][24];
+    int n = 0;
+    for (int i = 0; i < 13; i++) { /* 4 built in + 13 > 16 */
+        snprintf(defs[i], sizeof(defs[i]), "c%d=1000", i);
+        argv[n++] = "--ttl-class";
+        argv[n++] = defs[i];
+    }
+    argv[n] = NULL;
+    const char *names[] = {"ttl_class", "c12", NULL};
+    expect_refusal(argv, names);
 }
 
 static void bad_config_files_are_refused_by_file_and_line(void **state)
@@ -258,6 +290,7 @@ int main(void)
         cmocka_unit_test(help_lists_every_key_with_its_default),
         cmocka_unit_test(unknown_flags_are_refused_by_name),
         cmocka_unit_test(bad_values_are_refused_naming_key_and_value),
+        cmocka_unit_test(too_many_ttl_classes_are_refused),
         cmocka_unit_test(config_file_sets_keys_and_flags_override_it),
         cmocka_unit_test(bad_config_files_are_refused_by_file_and_line),
         cmocka_unit_test(port_in_use_is_refused_naming_the_address),

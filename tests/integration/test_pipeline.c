@@ -74,7 +74,8 @@ static void ten_thousand_pipelined_requests_in_one_write(void **state)
         mdx_reply_free(&r);
     }
     mdx_expect_ok(&c, "list_collections", "{}",
-                  "[{\"name\":\"p\",\"records\":3334,\"indexes\":[]}]");
+                  "[{\"name\":\"p\",\"records\":3334,\"indexes\":[],\"capacity\":0,\"policy\":"
+                  "\"s3fifo\",\"default_ttl_ms\":0}]");
     mdx_cli_close(&c);
     stop_ok(&srv);
 }

@@ -30,25 +30,27 @@ static const struct {
 } schema[] = {
     {"hello", 1, "", "protocol client"},
     {"ping", 1, "", ""},
-    {"create_collection", 0, "name", ""},
+    {"create_collection", 0, "name", "capacity policy default_ttl_ms default_ttl"},
     {"drop_collection", 0, "name", ""},
     {"list_collections", 1, "", ""},
     {"create_index", 0, "coll name field kind", "unique"},
     {"drop_index", 0, "coll name", ""},
     {"list_indexes", 1, "coll", ""},
-    {"put", 0, "coll key body", "mode ttl_ms keep_ttl"},
-    {"get", 1, "coll key", ""},
-    {"mget", 1, "coll keys", ""},
+    {"put", 0, "coll key body", "mode ttl_ms keep_ttl ttl_class tags"},
+    {"get", 1, "coll key", "with_tags"},
+    {"mget", 1, "coll keys", "with_tags"},
     {"delete", 0, "coll key", ""},
     {"update", 0, "coll key", "set unset"},
     {"find", 1, "coll index", "eq ge gt le lt desc limit offset after"},
     {"count", 1, "coll index", "eq ge gt le lt"},
     {"scan", 1, "coll", "cursor limit"},
-    {"ttl_set", 1, "coll key ttl_ms", ""},
+    {"ttl_set", 1, "coll key", "ttl_ms ttl_class"},
     {"ttl_get", 1, "coll key", ""},
     {"ttl_clear", 1, "coll key", ""},
     {"stats", 1, "", ""},
     {"snapshot", 0, "", ""},
+    {"configure_collection", 1, "name", "capacity policy default_ttl_ms default_ttl"},
+    {"invalidate", 0, "tags", "coll"},
 };
 #define NOPS (sizeof schema / sizeof schema[0])
 
@@ -95,6 +97,12 @@ static const char *sample_str(mdx_arg_t a)
         return "replace";
     case MDX_ARG_CLIENT:
         return "memdex-test/1.0";
+    case MDX_ARG_TTL_CLASS:
+        return "short";
+    case MDX_ARG_POLICY:
+        return "sieve";
+    case MDX_ARG_DEFAULT_TTL:
+        return "very_long";
     default:
         return NULL;
     }
@@ -119,7 +127,12 @@ static uint64_t sample_u(mdx_arg_t a)
         return 1;
     case MDX_ARG_KEEP_TTL:
     case MDX_ARG_DESC:
+    case MDX_ARG_WITH_TAGS:
         return 1;
+    case MDX_ARG_CAPACITY:
+        return 100000;
+    case MDX_ARG_DEFAULT_TTL_MS:
+        return 3600000;
     default:
         return 0;
     }
@@ -186,7 +199,13 @@ static void put_sample(mdx_buf_t *b, mdx_arg_t a)
         break;
     case MDX_ARG_KEEP_TTL:
     case MDX_ARG_DESC:
+    case MDX_ARG_WITH_TAGS:
         mdx_mp_put_bool(b, 1);
+        break;
+    case MDX_ARG_TAGS:
+        mdx_mp_put_array(b, 2);
+        put_cstr(b, "team:7");
+        put_cstr(b, "user:1");
         break;
     case MDX_ARG_UNIQUE:
         mdx_mp_put_bool(b, 0);
@@ -295,6 +314,20 @@ static size_t valid_masks(size_t op, uint64_t out[4])
         out[n++] = req | (opt & ~(BIT(MDX_ARG_EQ) | BIT(MDX_ARG_GT) | BIT(MDX_ARG_LT)));
         out[n++] = req | (opt & ~(range & ~BIT(MDX_ARG_EQ)));
         out[n++] = req | BIT(MDX_ARG_GT) | BIT(MDX_ARG_LT);
+    } else if (op == MDX_OP_TTL_SET) { /* exactly one of ttl_ms, ttl_class */
+        out[n++] = req | BIT(MDX_ARG_TTL_MS);
+        out[n++] = req | BIT(MDX_ARG_TTL_CLASS);
+    } else if (op == MDX_OP_PUT) { /* ttl_ms and ttl_class exclude each other */
+        out[n++] = req;
+        out[n++] = req | (opt & ~BIT(MDX_ARG_TTL_CLASS));
+        out[n++] = req | (opt & ~BIT(MDX_ARG_TTL_MS));
+    } else if (op == MDX_OP_CREATE_COLLECTION || op == MDX_OP_CONFIGURE_COLLECTION) {
+        if (op == MDX_OP_CREATE_COLLECTION)
+            out[n++] = req;
+        else /* configure needs one option at least */
+            out[n++] = req | BIT(MDX_ARG_CAPACITY);
+        out[n++] = req | (opt & ~BIT(MDX_ARG_DEFAULT_TTL));
+        out[n++] = req | (opt & ~BIT(MDX_ARG_DEFAULT_TTL_MS));
     } else {
         out[n++] = req;
         if (opt)
@@ -342,7 +375,9 @@ static void every_op_decodes_to_exact_values(void **state)
             for (int rev = 0; rev < 2; rev++) {
                 /* ids of every encoded width, up to 2^64-1 */
                 id = id * 37 + 11;
-                uint64_t rid = (m == 1 && rev) ? UINT64_MAX : id % (UINT64_C(1) << (op * 3));
+                uint64_t rid = (m == 1 && rev) ? UINT64_MAX
+                               : op * 3 < 64   ? id % (UINT64_C(1) << (op * 3))
+                                               : id;
                 b.len = 0;
                 size_t mark = build(&b, rid, schema[op].op, masks[m], rev, NULL, 0, 0);
                 size_t len;
@@ -768,6 +803,39 @@ static void update_needs_set_or_unset(void **state)
                 "'update' needs argument 'set' or 'unset' (or both)");
 }
 
+static void cache_arguments_that_exclude_each_other_are_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t op;
+        const char *args;
+        const char *msg; /* NULL: accepted */
+    } cases[] = {
+        {MDX_OP_PUT, "coll key body ttl_ms ttl_class",
+         "arguments 'ttl_ms' and 'ttl_class' cannot be combined"},
+        {MDX_OP_PUT, "coll key body ttl_class tags keep_ttl", NULL},
+        {MDX_OP_TTL_SET, "coll key ttl_ms ttl_class",
+         "arguments 'ttl_ms' and 'ttl_class' cannot be combined"},
+        {MDX_OP_TTL_SET, "coll key", "'ttl_set' needs argument 'ttl_ms' or 'ttl_class'"},
+        {MDX_OP_CREATE_COLLECTION, "name default_ttl_ms default_ttl",
+         "arguments 'default_ttl_ms' and 'default_ttl' cannot be combined"},
+        {MDX_OP_CONFIGURE_COLLECTION, "name capacity default_ttl_ms default_ttl",
+         "arguments 'default_ttl_ms' and 'default_ttl' cannot be combined"},
+        {MDX_OP_CONFIGURE_COLLECTION, "name",
+         "'configure_collection' needs at least one of 'capacity', 'policy', 'default_ttl_ms' "
+         "or 'default_ttl'"},
+        {MDX_OP_CONFIGURE_COLLECTION, "name policy", NULL},
+        {MDX_OP_CONFIGURE_COLLECTION, "name default_ttl", NULL},
+        {MDX_OP_INVALIDATE, "coll", "'invalidate' needs argument 'tags'"},
+        {MDX_OP_INVALIDATE, "tags", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(ctx, sizeof ctx, "%s with %s", schema[cases[i].op].op, cases[i].args);
+        expect_args(cases[i].op, parse_mask(cases[i].args), NULL, 0, 0,
+                    cases[i].msg ? MDX_EBADARGS : 0, cases[i].msg ? cases[i].msg : "");
+    }
+}
+
 static void range_bounds_that_exclude_each_other_are_refused(void **state)
 {
     (void)state;
@@ -808,6 +876,12 @@ static size_t host_op(mdx_arg_t a)
     fail();
     return 0;
 }
+
+#define TAG8   "6161616161616161"
+#define TAG32  TAG8 TAG8 TAG8 TAG8
+#define TAG128 TAG32 TAG32 TAG32 TAG32
+#define TAGS4  "a1 61 a1 62 a1 63 a1 64 "
+#define TAGS16 TAGS4 TAGS4 TAGS4 TAGS4
 
 static void mistyped_values_are_refused_with_the_argument_named(void **state)
 {
@@ -888,6 +962,30 @@ static void mistyped_values_are_refused_with_the_argument_named(void **state)
          "argument 'unset' element 1 must be a string, not an integer"},
         {MDX_ARG_UNSET, "91 c4 01 61", "argument 'unset' element 0 must be a string, not a binary"},
         {MDX_ARG_UNSET, "90", NULL},
+        {MDX_ARG_TTL_CLASS, "01", "argument 'ttl_class' must be a string, not an integer"},
+        {MDX_ARG_TTL_CLASS, "a0", "argument 'ttl_class' must be 1 to 255 bytes long, not 0"},
+        {MDX_ARG_POLICY, "c3", "argument 'policy' must be a string, not a boolean"},
+        {MDX_ARG_DEFAULT_TTL, "91 a1 61", "argument 'default_ttl' must be a string, not an array"},
+        {MDX_ARG_CAPACITY, "ff",
+         "argument 'capacity' must be a non-negative integer, not a negative integer"},
+        {MDX_ARG_CAPACITY, "a1 31",
+         "argument 'capacity' must be a non-negative integer, not a string"},
+        {MDX_ARG_DEFAULT_TTL_MS, "cb 3ff8000000000000",
+         "argument 'default_ttl_ms' must be a non-negative integer, not a float"},
+        {MDX_ARG_WITH_TAGS, "01", "argument 'with_tags' must be a boolean, not an integer"},
+        {MDX_ARG_TAGS, "a1 61", "argument 'tags' must be an array of strings, not a string"},
+        {MDX_ARG_TAGS, "80", "argument 'tags' must be an array of strings, not a map"},
+        {MDX_ARG_TAGS, "92 a1 61 01", "argument 'tags' element 1 must be a string, not an integer"},
+        {MDX_ARG_TAGS, "91 c4 01 61", "argument 'tags' element 0 must be a string, not a binary"},
+        {MDX_ARG_TAGS, "92 a1 61 a0",
+         "argument 'tags' element 1 must be 1 to 128 bytes long, not 0"},
+        {MDX_ARG_TAGS, "90", NULL},
+        {MDX_ARG_TAGS, "91 d9 80" TAG128, NULL},
+        {MDX_ARG_TAGS, "91 d9 81" TAG128 "61",
+         "argument 'tags' element 0 must be 1 to 128 bytes long, not 129"},
+        {MDX_ARG_TAGS, "dc 0010" TAGS16, NULL},
+        {MDX_ARG_TAGS, "dc 0011" TAGS16 "a1 61",
+         "argument 'tags' must hold at most 16 tags, not 17"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *hex = cases[i].hex;
@@ -1163,6 +1261,7 @@ int main(void)
         cmocka_unit_test(unknown_duplicate_and_nonstring_argument_names_are_refused),
         cmocka_unit_test(update_needs_set_or_unset),
         cmocka_unit_test(range_bounds_that_exclude_each_other_are_refused),
+        cmocka_unit_test(cache_arguments_that_exclude_each_other_are_refused),
         cmocka_unit_test(mistyped_values_are_refused_with_the_argument_named),
         cmocka_unit_test(mode_and_kind_decode_to_the_engine_numbering),
         cmocka_unit_test(mget_takes_up_to_the_key_limit),
