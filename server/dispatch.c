@@ -591,28 +591,6 @@ static int op_invalidate(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const
     return 0;
 }
 
-/* Works around an engine boundary case: a write is admitted only while the store's memory is
- * below maxmemory, but eviction stops as soon as memory is not above it, so a store that
- * lands exactly on the limit refuses the next write with OOM although it could evict. When an
- * evicting collection's write fails that way, the limit is lowered by one byte for a single
- * retry (which evicts down below it) and restored. Returns 1 when the caller should retry. */
-static int oom_retry_begin(mdx_server_t *srv, mdx_coll_t *coll, int rc, size_t *limit)
-{
-    mdx_store_stats_t ss;
-    if (rc != MDX_EOOM || mdx_coll_policy(coll) == MDX_EVICT_NOEVICTION)
-        return 0;
-    mdx_store_stats(srv->store, &ss);
-    if (ss.maxmemory < 2)
-        return 0;
-    *limit = ss.maxmemory;
-    return mdx_store_set_limit(srv->store, ss.maxmemory - 1, MDX_EVICT_DEFAULT) == 0;
-}
-
-static void oom_retry_end(mdx_server_t *srv, size_t limit)
-{
-    (void)mdx_store_set_limit(srv->store, limit, MDX_EVICT_DEFAULT);
-}
-
 static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
                   mdx_coll_t *coll)
 {
@@ -633,14 +611,8 @@ static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
         o.tags = a[MDX_ARG_TAGS].raw;
         o.tags_len = a[MDX_ARG_TAGS].raw_len;
     }
-    size_t limit;
     int rc = mdx_put(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, a[MDX_ARG_BODY].raw,
                      a[MDX_ARG_BODY].raw_len, &o);
-    if (oom_retry_begin(srv, coll, rc, &limit)) {
-        rc = mdx_put(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, a[MDX_ARG_BODY].raw,
-                     a[MDX_ARG_BODY].raw_len, &o);
-        oom_retry_end(srv, limit);
-    }
     if (rc)
         return store_error(srv, c, out, req, rc);
     mdx_srv_snap_dirty(srv, 1);
@@ -661,14 +633,8 @@ static int op_update(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx
         unset = a[MDX_ARG_UNSET].raw;
         unset_len = a[MDX_ARG_UNSET].raw_len;
     }
-    size_t limit;
     int rc = mdx_update(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, set, set_len, unset,
                         unset_len);
-    if (oom_retry_begin(srv, coll, rc, &limit)) {
-        rc = mdx_update(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, set, set_len, unset,
-                        unset_len);
-        oom_retry_end(srv, limit);
-    }
     if (rc)
         return store_error(srv, c, out, req, rc);
     mdx_srv_snap_dirty(srv, 1);
