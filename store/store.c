@@ -81,6 +81,7 @@ static void coll_free(mdx_coll_t *c)
     for (size_t i = 0; i < c->nindexes; i++)
         mdx__index_free(c, c->indexes[i]);
     mdx__tags_free(c);
+    mdx__lease_free(c);
     mdx__ghost_free(&c->ghost);
     mdx_htab_fini(&c->primary);
     mdx_free(c->heap);
@@ -163,6 +164,7 @@ int mdx_coll_create(mdx_store_t *st, const char *name, mdx_coll_t **out)
     st->mem += c->mem;
     mdx_htab_init(&c->primary);
     mdx_htab_init(&c->tags);
+    mdx_htab_init(&c->leases);
     st->colls[st->ncolls++] = c;
     if (out)
         *out = c;

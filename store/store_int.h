@@ -152,6 +152,8 @@ struct mdx_coll {
     mdx_htab_t tags;   /* live tags (mdx_tag_t) */
     mdx_tag_t *dying;  /* dead tags whose records are still to be freed */
     uint64_t pending;  /* records of dead tags not yet freed (counted once per tag) */
+    mdx_htab_t leases; /* mdx_lease_t by key */
+    struct mdx_lease *lease_head, *lease_tail; /* in the order they were granted */
 };
 
 struct mdx_store {
@@ -166,6 +168,7 @@ struct mdx_store {
     mdx_counters_t dropped_ops; /* counters of dropped collections, kept in the totals */
     mdx_buf_t cursor;           /* backing store of the last find cursor */
     size_t mem;                 /* sum of the collections' mem */
+    uint64_t lease_seq;         /* last lease token handed out */
     size_t evict_next;          /* round-robin start of the eviction step over collections */
     struct {
         char name[MDX_NAME_MAX + 1];
@@ -288,6 +291,21 @@ int mdx__evict_full(mdx_coll_t *c);
 /** After a write in c: evicts until c is within its capacity and the store within its
  *  memory limit. keep (may be NULL) is not evicted. */
 void mdx__evict_enforce(mdx_coll_t *c, mdx_rec_t *keep);
+
+/* lease.c */
+void mdx__lease_drop(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash);
+/** Ends the lease on a key that was just written or deleted (cheap when none is held). */
+static inline void mdx__lease_end(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash)
+{
+    if (__builtin_expect(mdx_htab_count(&c->leases) != 0, 0))
+        mdx__lease_drop(c, ckey, klen, hash);
+}
+/** 0 when `token` is the live lease on the key, else MDX_ELEASE (message set). */
+int mdx__lease_check(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_t hash,
+                     uint64_t token);
+/** Frees leases that ended (the reclaim step calls this). */
+void mdx__lease_expire(mdx_coll_t *c, int64_t now);
+void mdx__lease_free(mdx_coll_t *c);
 
 /* tags.c */
 /** Validates a msgpack array of tags: 0 or MDX_EINVAL (message set); *n gets the count. */

@@ -417,7 +417,7 @@ static int write_record(mdx_coll_t *c, const uint8_t *ckey, size_t klen, uint64_
 int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body, size_t body_len,
             const mdx_put_opts_t *opts)
 {
-    static const mdx_put_opts_t defaults = {MDX_PUT_UPSERT, 0, 0, NULL, NULL, 0};
+    static const mdx_put_opts_t defaults = {MDX_PUT_UPSERT, 0, 0, NULL, NULL, 0, 0};
     mdx_store_t *st = c->store;
     if (!opts)
         opts = &defaults;
@@ -474,6 +474,8 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
         rc = mdx__err(st, MDX_EEXISTS, "a record with this key already exists in '%s'", c->name);
     } else if (!old && opts->mode == MDX_PUT_REPLACE) {
         rc = mdx__err(st, MDX_ENOTFOUND, "no record with this key in '%s' to replace", c->name);
+    } else if (opts->lease && (rc = mdx__lease_check(c, ckey, klen, hash, opts->lease))) {
+        /* message set */
     } else if (!old && (rc = mdx__evict_full(c))) { /* may evict: outside a MEM bracket */
         /* message set */
     } else {
@@ -484,6 +486,8 @@ int mdx_put(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *bo
             exp = ttl_exp;
         MEM_BEGIN();
         rc = write_record(c, ckey, klen, hash, old, body, body_len, exp, &ts, &rec);
+        if (rc == 0)
+            mdx__lease_end(c, ckey, klen, hash);
         MEM_END(c);
     }
     if (rc == 0) {
@@ -513,6 +517,7 @@ int mdx_del(mdx_coll_t *c, const uint8_t *key, size_t key_len)
         st->epoch++;
         mdx__rec_destroy(c, r);
     }
+    mdx__lease_end(c, ckey, klen, hash); /* a delete ends a lease even on an absent key */
     MEM_END(c);
     if (!r) {
         c->ops.errors++;
@@ -730,6 +735,11 @@ int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uin
         if (st->expire_next >= st->ncolls)
             st->expire_next = 0;
         mdx_coll_t *c = st->colls[st->expire_next];
+        if (mdx_htab_count(&c->leases)) {
+            MEM_BEGIN();
+            mdx__lease_expire(c, now);
+            MEM_END(c);
+        }
         if (!coll_due(c, now)) {
             st->expire_next++;
             continue;

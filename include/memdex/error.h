@@ -45,7 +45,8 @@ extern "C" {
     XX(28, CONNLOST, "connection lost")                                                            \
     XX(29, INTERNAL, "internal error")                                                             \
     XX(30, OOM, "memory limit reached")                                                            \
-    XX(31, SHUTDOWN, "server is shutting down")
+    XX(31, SHUTDOWN, "server is shutting down")                                                    \
+    XX(32, LEASE, "lease no longer held")
 
 typedef enum {
     MDX_OK = 0,

@@ -191,6 +191,8 @@ typedef struct {
     const char *ttl_class; /* NUL-terminated class name ("short", ..., "none"), or NULL */
     const uint8_t *tags;   /* msgpack array of 0..MDX_TAGS_MAX strings, or NULL (no tags) */
     size_t tags_len;
+    uint64_t lease; /* a token from mdx_get_or_lease (0: none): the put fills that lease, and
+                       fails with MDX_ELEASE when the lease is no longer held */
 } mdx_put_opts_t;
 
 /** Stores a record. opts may be NULL (upsert, no TTL, no tags). The expiry is, in order:
@@ -219,6 +221,27 @@ int mdx_del(mdx_coll_t *c, const uint8_t *key, size_t key_len);
  *  string keys or unset is not an array of strings, MDX_ENOTFOUND. */
 int mdx_update(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *set,
                size_t set_len, const uint8_t *unset, size_t unset_len);
+
+/* ---- leases (stampede protection) ---- */
+
+typedef enum {
+    MDX_LEASE_HIT = 0,  /* the record is there: *out holds it */
+    MDX_LEASE_FILL = 1, /* absent, and this caller holds the lease: fill it with a put that
+                           passes *token in mdx_put_opts_t.lease */
+    MDX_LEASE_WAIT = 2, /* absent, and another caller holds the lease: retry shortly */
+} mdx_lease_state_t;
+
+#define MDX_LEASE_MAX_MS 60000
+
+/** A get that, on a miss, hands out one lease per key: the first caller is told to fill the
+ *  record (MDX_LEASE_FILL with a token), every other caller to wait (MDX_LEASE_WAIT) until
+ *  the record is written or the lease ends after lease_ms (1..MDX_LEASE_MAX_MS), when the
+ *  next caller gets a new lease. Any write or delete of the key ends its lease; a put that
+ *  passes a token no longer held fails with MDX_ELEASE, so a slow filler cannot overwrite a
+ *  fresher value. Counts as a get (hit or miss). Errors: MDX_EBADKEY, MDX_EINVAL (lease_ms),
+ *  MDX_ENOMEM. */
+int mdx_get_or_lease(mdx_coll_t *c, const uint8_t *key, size_t key_len, int64_t lease_ms,
+                     mdx_rec_view_t *out, mdx_lease_state_t *state, uint64_t *token);
 
 /* ---- tags ---- */
 

@@ -608,6 +608,80 @@ static void test_policy_switch(void **state)
     mdx_store_free(st);
 }
 
+/* ---- leases ---- */
+
+static void test_leases(void **state)
+{
+    (void)state;
+    mdx_store_t *st = new_store(NULL);
+    mdx_coll_t *c;
+    assert_int_equal(mdx_coll_create(st, "c", &c), 0);
+    tkey_t k = ik(7);
+    mdx_rec_view_t v;
+    mdx_lease_state_t ls;
+    uint64_t t1, t2, t3;
+    /* The first miss gets the lease, the next ones wait. */
+    assert_int_equal(mdx_get_or_lease(c, K(k), 1000, &v, &ls, &t1), 0);
+    assert_int_equal(ls, MDX_LEASE_FILL);
+    assert_true(t1 != 0);
+    assert_int_equal(mdx_get_or_lease(c, K(k), 1000, &v, &ls, &t2), 0);
+    assert_int_equal(ls, MDX_LEASE_WAIT);
+    assert_int_equal(t2, 0);
+    state_check(st);
+    /* A wrong token is refused and changes nothing; the holder's fill is accepted. */
+    mb_t b;
+    body_of(&b, 1, 1);
+    mdx_put_opts_t wrong = {.lease = t1 + 1}, right = {.lease = t1};
+    assert_int_equal(mdx_put(c, K(k), b.d, b.n, &wrong), MDX_ELEASE);
+    assert_false(present(c, 7));
+    assert_int_equal(mdx_put(c, K(k), b.d, b.n, &right), 0);
+    assert_int_equal(mdx_get_or_lease(c, K(k), 1000, &v, &ls, &t2), 0);
+    assert_int_equal(ls, MDX_LEASE_HIT);
+    assert_int_equal(v.body_len, b.n);
+    /* The lease ended with the fill: the same token again is refused. */
+    assert_int_equal(mdx_put(c, K(k), b.d, b.n, &right), MDX_ELEASE);
+    /* A delete (even of an absent key) ends the lease: a late fill cannot resurrect stale
+     * data. */
+    tkey_t k2 = ik(8);
+    assert_int_equal(mdx_get_or_lease(c, K(k2), 1000, &v, &ls, &t1), 0);
+    assert_int_equal(ls, MDX_LEASE_FILL);
+    assert_int_equal(mdx_del(c, K(k2)), MDX_ENOTFOUND);
+    mdx_put_opts_t late = {.lease = t1};
+    assert_int_equal(mdx_put(c, K(k2), b.d, b.n, &late), MDX_ELEASE);
+    assert_false(present(c, 8));
+    /* Another writer's put ends it too. */
+    assert_int_equal(mdx_get_or_lease(c, K(k2), 1000, &v, &ls, &t1), 0);
+    assert_int_equal(ls, MDX_LEASE_FILL);
+    assert_int_equal(mdx_put(c, K(k2), b.d, b.n, NULL), 0);
+    late.lease = t1;
+    assert_int_equal(mdx_put(c, K(k2), b.d, b.n, &late), MDX_ELEASE);
+    /* A lease ends after lease_ms: the next caller gets a new one, the old token is dead. */
+    tkey_t k3 = ik(9);
+    assert_int_equal(mdx_get_or_lease(c, K(k3), 50, &v, &ls, &t1), 0);
+    fake_now += 50;
+    assert_int_equal(mdx_get_or_lease(c, K(k3), 50, &v, &ls, &t3), 0);
+    assert_int_equal(ls, MDX_LEASE_FILL);
+    assert_true(t3 != t1);
+    late.lease = t1;
+    assert_int_equal(mdx_put(c, K(k3), b.d, b.n, &late), MDX_ELEASE);
+    /* Ended leases are freed by the reclaim step. */
+    tkey_t k4 = ik(10);
+    assert_int_equal(mdx_get_or_lease(c, K(k4), 10, &v, &ls, &t1), 0);
+    assert_int_equal(mdx_htab_count(&c->leases), 2);
+    fake_now += 100;
+    (void)mdx_store_expire(st, 0, 0, NULL);
+    assert_int_equal(mdx_htab_count(&c->leases), 0);
+    /* Bad lease_ms; counts. */
+    assert_int_equal(mdx_get_or_lease(c, K(k4), 0, &v, &ls, &t1), MDX_EINVAL);
+    assert_int_equal(mdx_get_or_lease(c, K(k4), MDX_LEASE_MAX_MS + 1, &v, &ls, &t1), MDX_EINVAL);
+    mdx_coll_stats_t cs;
+    mdx_coll_stats(c, &cs);
+    assert_int_equal(cs.ops.hits, 1);
+    assert_int_equal(cs.ops.misses, 9); /* 7 lease misses (fills and waits), 2 plain gets */
+    state_check(st);
+    mdx_store_free(st);
+}
+
 /* ---- the model: tags, invalidation, expiry, eviction ---- */
 
 #define MKEYS 3000
@@ -794,7 +868,8 @@ int main(void)
         cmocka_unit_test(test_tags_bad),      cmocka_unit_test(test_invalidate_large),
         cmocka_unit_test(test_policy_names),  cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_noeviction),    cmocka_unit_test(test_memory_limit),
-        cmocka_unit_test(test_policy_switch), cmocka_unit_test(test_model),
+        cmocka_unit_test(test_policy_switch), cmocka_unit_test(test_leases),
+        cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
