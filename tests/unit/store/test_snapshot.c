@@ -3,7 +3,8 @@
  * point-in-time consistency with writes, replaces, deletes, TTL changes and a collection drop
  * running while the snapshot walks; corruption (truncation, bit flips in header, blocks and
  * trailer); write failure (RLIMIT_FSIZE) keeping the previous snapshot; rotation; index
- * rebuild at load when records expire while the file is read.
+ * rebuild at load when records expire while the file is read; out of memory at every
+ * allocation of a load.
  *
  * MDX_SEED sets the seed of the randomized writes (printed).
  */
@@ -638,6 +639,46 @@ static void test_load_rebuilds_indexes_when_records_expire_during_the_load(void 
     remove_dir();
 }
 
+/* Every allocation of a load can fail: the load returns MDX_ENOMEM, leaves the store empty
+ * and leaks nothing; the first attempt with no failure loads everything. */
+static void test_load_out_of_memory_leaves_store_empty(void **state)
+{
+    (void)state;
+#if MDX_FAULT_INJECTION
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    dump_t want = dump_store(st);
+    mdx_store_free(st);
+    size_t used = mdx_alloc_used();
+    long n;
+    for (n = 0;; n++) {
+        mdx_store_t *s2 = new_store();
+        mdx_alloc_fail_after(n);
+        int rc = mdx_store_load(s2, info.path, NULL);
+        int injected = mdx_alloc_fail_triggered();
+        mdx_alloc_fail_reset();
+        if (rc == 0) {
+            dump_t got = dump_store(s2);
+            assert_dump_equal(&want, &got);
+            mdx_store_free(s2);
+            break;
+        }
+        assert_true(injected);
+        assert_int_equal(rc, MDX_ENOMEM);
+        assert_int_equal(mdx_coll_count(s2), 0);
+        mdx_store_free(s2);
+        assert_int_equal(mdx_alloc_used(), used);
+    }
+    assert_true(n > 316); /* at least one allocation per record */
+    assert_int_equal(mdx_alloc_used(), used);
+    remove_dir();
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_abandoned_snapshot_leaves_no_file),
         cmocka_unit_test(test_step_visits_at_most_max_records),
         cmocka_unit_test(test_load_rebuilds_indexes_when_records_expire_during_the_load),
+        cmocka_unit_test(test_load_out_of_memory_leaves_store_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
