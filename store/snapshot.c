@@ -1264,6 +1264,8 @@ int mdx_store_load(mdx_store_t *st, const char *path, mdx_load_info_t *info)
             }
         }
         mdx_free(scratch);
+        mdx_free(l.lists[i].recs);
+        l.lists[i].recs = NULL;
     }
     for (size_t i = 0; l.lists && i < l.ncoll; i++)
         mdx_free(l.lists[i].recs);
