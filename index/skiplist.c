@@ -9,7 +9,8 @@
  *
  * Nodes do not store their level: a node is allocated with exactly the levels it uses. Insert
  * allocates the node before it touches any link (or the RNG state), so ENOMEM leaves the list
- * exactly as it was.
+ * exactly as it was. Build appends sorted items at the end of an empty list, which needs no
+ * search: each level's last node is known, and a link's span is the difference of ranks.
  */
 #include "index/skiplist.h"
 
@@ -148,6 +149,71 @@ int mdx_skiplist_insert(mdx_skiplist_t *sl, const mdx_value_t *value, void *rec,
     sl->length++;
     if (out)
         *out = n;
+    return 0;
+}
+
+int mdx_skiplist_build(mdx_skiplist_t *sl, const mdx_skiplist_item_t *items, size_t n)
+{
+    MDX_ASSERT(sl->length == 0);
+    /* last[i]: the node whose level-i link is still open (the header at first), at 1-based
+     * rank last_rank[i]. Appending the node of rank r closes the open links of its levels with
+     * span r - last_rank[i], which is what insert computes for a node that lands at the end. */
+    mdx_slnode_t *last[MDX_SKIPLIST_MAXLEVEL];
+    size_t last_rank[MDX_SKIPLIST_MAXLEVEL];
+    for (int i = 0; i < MDX_SKIPLIST_MAXLEVEL; i++) {
+        last[i] = sl->header;
+        last_rank[i] = 0;
+    }
+    uint64_t rng = sl->rng;
+    int top = 1;
+    mdx_slnode_t *prev = NULL;
+    for (size_t k = 0; k < n; k++) {
+#if MDX_DEBUG
+        if (k) {
+            mdx_value_t pk;
+            sl->pk(items[k].rec, &pk);
+            MDX_ASSERT(node_cmp(sl, prev, &items[k].value, &pk) < 0);
+        }
+#endif
+        int level = random_level(&rng);
+        mdx_slnode_t *x = mdx_malloc(node_size(level));
+        if (!x) {
+            /* Undo through the backward links (the last node's forward links are not set
+             * yet), and reopen the header's levels as an empty list has them. */
+            while (prev) {
+                mdx_slnode_t *b = prev->backward;
+                mdx_free(prev);
+                prev = b;
+            }
+            for (int i = 0; i < top; i++) {
+                sl->header->level[i].forward = NULL;
+                sl->header->level[i].span = 0;
+            }
+            return MDX_ENOMEM;
+        }
+        x->value = items[k].value;
+        x->rec = items[k].rec;
+        x->backward = prev;
+        size_t rank = k + 1;
+        for (int i = 0; i < level; i++) {
+            last[i]->level[i].forward = x;
+            last[i]->level[i].span = rank - last_rank[i];
+            last[i] = x;
+            last_rank[i] = rank;
+        }
+        if (level > top)
+            top = level;
+        prev = x;
+    }
+    /* Close every level in use: NULL links carry the distance to the last node. */
+    for (int i = 0; i < top; i++) {
+        last[i]->level[i].forward = NULL;
+        last[i]->level[i].span = n - last_rank[i];
+    }
+    sl->rng = rng;
+    sl->level = top;
+    sl->length = n;
+    sl->tail = prev;
     return 0;
 }
 

@@ -55,6 +55,20 @@ void mdx_skiplist_fini(mdx_skiplist_t *sl);
 int mdx_skiplist_insert(mdx_skiplist_t *sl, const mdx_value_t *value, void *rec,
                         mdx_slnode_t **out);
 
+/** One (value, record) pair for mdx_skiplist_build. */
+typedef struct {
+    mdx_value_t value;
+    void *rec;
+} mdx_skiplist_item_t;
+
+/** Builds the list from n items in strictly increasing (value, pk) order, bottom-up in O(n)
+ *  with no comparisons (the order is checked by MDX_ASSERT in debug builds only). The list
+ *  must be empty. Levels are drawn from the list's generator in item order, so the result is
+ *  exactly the list that inserting items[0..n) in that order would make: same nodes, levels,
+ *  spans and generator state. Values are copied by view as in insert. Returns 0 or MDX_ENOMEM
+ *  (list unchanged: empty, generator as before). Borrows items for the call. */
+int mdx_skiplist_build(mdx_skiplist_t *sl, const mdx_skiplist_item_t *items, size_t n);
+
 /** Removes the node for (value, pk of rec). Returns 0 or MDX_ENOTFOUND. */
 int mdx_skiplist_delete(mdx_skiplist_t *sl, const mdx_value_t *value, const void *rec);
 

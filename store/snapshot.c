@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "store/index_int.h"
 #include "store/store_int.h"
 
 /* FROZEN file constants (docs/snapshot-format.md). */
@@ -1201,20 +1202,52 @@ int mdx_snapshot_check(const char *path, mdx_snapshot_check_t *out, char *err, s
     return rc;
 }
 
+/* The records loaded into one collection, in load order. Index rebuilds visit them in this
+ * order, which is close to address order (they were allocated one after the other), instead of
+ * walking the primary table in hash order (a cache miss per record). Only a speed-up: when the
+ * list cannot grow it is dropped and the rebuild walks the table. */
+typedef struct {
+    mdx_rec_t **recs;
+    size_t n, cap;
+    int dropped;
+} loadlist_t;
+
 typedef struct {
     mdx_store_t *st;
     mdx_coll_t **colls;
+    loadlist_t *lists;
     const colldef_t *defs;
     size_t ncoll;
     int64_t now;
     mdx_load_info_t *info;
 } loader_t;
 
+static void list_add(loadlist_t *ls, mdx_rec_t *r)
+{
+    if (ls->dropped)
+        return;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 1024;
+        mdx_rec_t **a =
+            cap <= SIZE_MAX / sizeof(*a) ? mdx_realloc(ls->recs, cap * sizeof(*a)) : NULL;
+        if (!a) {
+            mdx_free(ls->recs);
+            memset(ls, 0, sizeof(*ls));
+            ls->dropped = 1;
+            return;
+        }
+        ls->recs = a;
+        ls->cap = cap;
+    }
+    ls->recs[ls->n++] = r;
+}
+
 static int load_header(void *data, const colldef_t *defs, size_t n)
 {
     loader_t *l = data;
     l->colls = mdx_calloc(n ? n : 1, sizeof(*l->colls));
-    if (!l->colls)
+    l->lists = mdx_calloc(n ? n : 1, sizeof(*l->lists));
+    if (!l->colls || !l->lists)
         return MDX_ENOMEM;
     l->ncoll = n;
     for (size_t i = 0; i < n; i++) {
@@ -1240,10 +1273,15 @@ static int load_entry(void *data, const entry_t *e)
         l->info->expired++;
         return 0;
     }
-    int rc = mdx__rec_load(l->colls[e->coll], e->key, e->key_len, e->body, e->body_len,
-                           e->expires_at, e->tags, e->tags_len, e->evict);
-    if (rc == 0)
+    mdx_coll_t *c = l->colls[e->coll];
+    mdx_rec_t *r;
+    int rc = mdx__rec_load(c, e->key, e->key_len, e->body, e->body_len, e->expires_at, e->tags,
+                           e->tags_len, e->evict, &r);
+    if (rc == 0) {
         l->info->records++;
+        if (l->defs[e->coll].nidx)
+            list_add(&l->lists[e->coll], r);
+    }
     return rc == MDX_ENOMEM ? rc : rc ? MDX_ECORRUPT : 0;
 }
 
@@ -1258,25 +1296,36 @@ int mdx_store_load(mdx_store_t *st, const char *path, mdx_load_info_t *info)
     memset(&chk, 0, sizeof(chk));
     if (st->ncolls)
         return mdx__err(st, MDX_EINVAL, "load needs an empty store");
-    loader_t l = {st, NULL, NULL, 0, mdx_store_now(st), info};
+    loader_t l = {st, NULL, NULL, NULL, 0, mdx_store_now(st), info};
     reader_t r = {open(path, O_RDONLY | O_CLOEXEC), path, 0, err, sizeof(err), &chk};
     if (r.fd < 0)
         return mdx__err(st, MDX_EIO, "%s: cannot open: %s", path, strerror(errno));
     posix_fadvise(r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     int rc = parse_file(&r, load_header, load_entry, &l);
     close(r.fd);
-    /* Indexes are built once all records are in: one pass per index. */
+    /* Indexes are built once all records are in: one pass per index over the records in load
+     * order, all the indexes of a collection sharing one scratch array (a fresh one would
+     * cost a page fault per 4 KiB again; without it each build allocates its own). */
     for (size_t i = 0; rc == 0 && i < l.ncoll; i++) {
+        size_t sbytes = l.defs[i].nidx ? mdx__index_scratch_bytes(l.lists[i].n) : 0;
+        void *scratch = sbytes ? mdx_malloc(sbytes) : NULL;
         for (size_t j = 0; rc == 0 && j < l.defs[i].nidx; j++) {
             const idxdef_t *d = &l.defs[i].idx[j];
-            rc = mdx_index_create(l.colls[i], d->name, d->field, d->kind, d->unique);
+            rc = mdx__index_create_from(l.colls[i], d->name, d->field, d->kind, d->unique,
+                                        l.lists[i].recs, l.lists[i].n, scratch, sbytes);
             if (rc && rc != MDX_ENOMEM) {
                 snprintf(err, sizeof(err), "%s: cannot rebuild index '%s' of '%s': %s", path,
                          d->name, l.defs[i].name, mdx_store_errmsg(st));
                 rc = MDX_ECORRUPT;
             }
         }
+        mdx_free(scratch);
+        mdx_free(l.lists[i].recs);
+        l.lists[i].recs = NULL;
     }
+    for (size_t i = 0; l.lists && i < l.ncoll; i++)
+        mdx_free(l.lists[i].recs);
+    mdx_free(l.lists);
     mdx_free((void *)l.defs);
     mdx_free(l.colls);
     if (rc) {

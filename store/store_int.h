@@ -246,12 +246,12 @@ static inline void mdx__snap_guard(mdx_coll_t *c, mdx_rec_t *r)
 }
 
 /* write.c */
-/** Inserts a record read from a snapshot (no indexes yet). tags: msgpack array of strings or
- *  NULL; evict: the saved EV_* byte. Errors: MDX_EBADKEY, MDX_EBADBODY, MDX_EEXISTS (duplicate
- *  key), MDX_EINVAL (bad tags), MDX_ENOMEM. */
+/** Inserts a record read from a snapshot (no indexes yet); *out gets it. tags: msgpack array
+ *  of strings or NULL; evict: the saved EV_* byte. Errors: MDX_EBADKEY, MDX_EBADBODY, MDX_EEXISTS
+ * (duplicate key), MDX_EINVAL (bad tags), MDX_ENOMEM. */
 int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body,
                   size_t body_len, int64_t expires_at, const uint8_t *tags, size_t tags_len,
-                  uint8_t evict);
+                  uint8_t evict, mdx_rec_t **out);
 /** Unlinks rec from every index, the primary table, the heap, its tags and the eviction
  *  queue, and frees it. */
 void mdx__rec_destroy(mdx_coll_t *c, mdx_rec_t *rec);

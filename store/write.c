@@ -769,7 +769,7 @@ int mdx_store_expire(mdx_store_t *st, uint64_t max_records, uint64_t max_us, uin
 
 int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8_t *body,
                   size_t body_len, int64_t expires_at, const uint8_t *tags, size_t tags_len,
-                  uint8_t evict)
+                  uint8_t evict, mdx_rec_t **out)
 {
     mdx_store_t *st = c->store;
     uint8_t ckey[KEYBUF(st)];
@@ -807,6 +807,7 @@ int mdx__rec_load(mdx_coll_t *c, const uint8_t *key, size_t key_len, const uint8
     r->expires_at = expires_at;
     mdx__evict_restore(c, r, evict);
     mdx_htab_insert(&c->primary, &r->hnode);
+    *out = r;
     if (expires_at)
         heap_push(c, r);
 out:

@@ -1,8 +1,9 @@
 /*
  * Tests for index/skiplist.c: order by (value, pk), find/delete, ranks and counts against brute
  * force, backward links, a long randomized run against a sorted-array model (seed printed;
- * MDX_SEED overrides it, MDX_MODEL_OPS the number of operations), out-of-memory behaviour, and
- * verify() itself catching corruption.
+ * MDX_SEED overrides it, MDX_MODEL_OPS the number of operations), bulk build against inserts
+ * (same shape as inserts in sorted order, same behaviour as inserts in any order),
+ * out-of-memory behaviour, and verify() itself catching corruption.
  *
  * Records are small structs holding an int64 primary key and their current index value.
  */
@@ -633,7 +634,199 @@ static void test_random_ops_match_sorted_model(void **state)
     free(recs);
 }
 
+/* ---- bulk build ---- */
+
+static int rec_ptr_cmp(const void *a, const void *b)
+{
+    return rec_cmp(*(rec_t *const *)a, *(rec_t *const *)b);
+}
+
+/* a and b have the same shape: generator state, levels, and at every level the same records
+ * linked with the same spans; backward links and tail too. */
+static void assert_same_shape(const mdx_skiplist_t *a, const mdx_skiplist_t *b)
+{
+    assert_true(a->rng == b->rng);
+    assert_int_equal(a->level, b->level);
+    assert_int_equal(a->length, b->length);
+    for (int i = 0; i < a->level; i++) {
+        const mdx_slnode_t *x = a->header, *y = b->header;
+        for (;;) {
+            assert_int_equal(x->level[i].span, y->level[i].span);
+            x = x->level[i].forward;
+            y = y->level[i].forward;
+            assert_true((x == NULL) == (y == NULL));
+            if (!x)
+                break;
+            assert_ptr_equal(x->rec, y->rec);
+            assert_int_equal(mdx_value_cmp(&x->value, &y->value), 0);
+            assert_true((x->backward == NULL) == (y->backward == NULL));
+            if (x->backward)
+                assert_ptr_equal(x->backward->rec, y->backward->rec);
+        }
+    }
+    assert_true((a->tail == NULL) == (b->tail == NULL));
+    if (a->tail)
+        assert_ptr_equal(a->tail->rec, b->tail->rec);
+}
+
+/* Same records in the same order, same ranks and counts for random bounds. */
+static void assert_same_behaviour(const mdx_skiplist_t *a, const mdx_skiplist_t *b)
+{
+    assert_int_equal(mdx_skiplist_verify(a), 0);
+    assert_int_equal(mdx_skiplist_verify(b), 0);
+    assert_int_equal(a->length, b->length);
+    const mdx_slnode_t *x = mdx_skiplist_at(a, 0), *y = mdx_skiplist_at(b, 0);
+    for (size_t r = 0; r < a->length; r++) {
+        assert_non_null(x);
+        assert_ptr_equal(x->rec, y->rec);
+        assert_ptr_equal(mdx_skiplist_at(a, r)->rec, x->rec);
+        assert_ptr_equal(mdx_skiplist_at(b, r)->rec, x->rec);
+        mdx_value_t pk;
+        rec_pk(x->rec, &pk);
+        assert_int_equal(mdx_skiplist_count_before(a, &x->value, &pk, 0), r);
+        assert_int_equal(mdx_skiplist_count_before(b, &x->value, &pk, 0), r);
+        x = mdx_skiplist_next(x);
+        y = mdx_skiplist_next(y);
+    }
+    assert_null(x);
+    assert_null(y);
+    for (int k = 0; k < 2000; k++) {
+        mdx_value_t lo = random_value(), hi = random_value();
+        int li = (int)(rnd() & 1), hi_incl = (int)(rnd() & 1);
+        size_t alo, ahi, blo, bhi;
+        mdx_skiplist_ranks(a, &lo, NULL, li, &hi, NULL, hi_incl, &alo, &ahi, NULL);
+        mdx_skiplist_ranks(b, &lo, NULL, li, &hi, NULL, hi_incl, &blo, &bhi, NULL);
+        assert_int_equal(alo, blo);
+        assert_int_equal(ahi, bhi);
+        assert_int_equal(mdx_skiplist_count_before(a, &lo, NULL, li),
+                         mdx_skiplist_count_before(b, &lo, NULL, li));
+    }
+}
+
+static void test_build_matches_inserts(void **state)
+{
+    (void)state;
+    rng_state = seed_from_env(20250105);
+    enum { K = 5000 };
+    rec_t *recs = calloc(K, sizeof *recs);
+    rec_t **sorted = calloc(K, sizeof *sorted);
+    mdx_skiplist_item_t *items = calloc(K, sizeof *items);
+    assert_non_null(recs);
+    assert_non_null(sorted);
+    assert_non_null(items);
+    for (size_t n = 0; n <= K; n = n ? n * 5 : 1) {
+        for (size_t i = 0; i < n; i++) {
+            recs[i].key = (int64_t)(rnd() % 1000000) * K + (int64_t)i; /* unique, unordered */
+            recs[i].val = random_value();
+            sorted[i] = &recs[i];
+        }
+        qsort(sorted, n, sizeof *sorted, rec_ptr_cmp);
+        for (size_t i = 0; i < n; i++) {
+            items[i].value = sorted[i]->val;
+            items[i].rec = sorted[i];
+        }
+
+        mdx_skiplist_t built, in_order, shuffled;
+        assert_int_equal(mdx_skiplist_init(&built, rec_pk), 0);
+        assert_int_equal(mdx_skiplist_init(&in_order, rec_pk), 0);
+        assert_int_equal(mdx_skiplist_init(&shuffled, rec_pk), 0);
+        assert_int_equal(mdx_skiplist_build(&built, items, n), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(mdx_skiplist_insert(&in_order, &sorted[i]->val, sorted[i], NULL), 0);
+            assert_int_equal(mdx_skiplist_insert(&shuffled, &recs[i].val, &recs[i], NULL), 0);
+        }
+        /* Bulk-built equals built by inserts in sorted order, node for node. */
+        assert_same_shape(&built, &in_order);
+        /* And behaves as a list built in any other order. */
+        assert_same_behaviour(&built, &shuffled);
+
+        /* It keeps working as a list: delete half, reinsert with new values. */
+        for (size_t i = 0; i < n; i += 2) {
+            assert_int_equal(mdx_skiplist_delete(&built, &recs[i].val, &recs[i]), 0);
+            assert_int_equal(mdx_skiplist_delete(&shuffled, &recs[i].val, &recs[i]), 0);
+        }
+        for (size_t i = 0; i < n; i += 4) {
+            recs[i].val = random_value();
+            assert_int_equal(mdx_skiplist_insert(&built, &recs[i].val, &recs[i], NULL), 0);
+            assert_int_equal(mdx_skiplist_insert(&shuffled, &recs[i].val, &recs[i], NULL), 0);
+        }
+        assert_same_behaviour(&built, &shuffled);
+        mdx_skiplist_fini(&built);
+        mdx_skiplist_fini(&in_order);
+        mdx_skiplist_fini(&shuffled);
+    }
+    free(items);
+    free(sorted);
+    free(recs);
+}
+
+static void test_build_of_nothing_is_an_empty_list(void **state)
+{
+    (void)state;
+    mdx_skiplist_t sl;
+    assert_int_equal(mdx_skiplist_init(&sl, rec_pk), 0);
+    uint64_t rng = sl.rng;
+    assert_int_equal(mdx_skiplist_build(&sl, NULL, 0), 0);
+    assert_int_equal(sl.length, 0);
+    assert_int_equal(sl.level, 1);
+    assert_null(sl.tail);
+    assert_null(mdx_skiplist_at(&sl, 0));
+    assert_true(sl.rng == rng);
+    assert_int_equal(mdx_skiplist_verify(&sl), 0);
+    mdx_skiplist_fini(&sl);
+}
+
 /* ---- memory ---- */
+
+static void test_build_out_of_memory_leaves_list_empty(void **state)
+{
+    (void)state;
+#if MDX_FAULT_INJECTION
+    enum { N = 300 };
+    static rec_t recs[N];
+    static mdx_skiplist_item_t items[N];
+    for (int i = 0; i < N; i++) {
+        recs[i].key = i;
+        recs[i].val = vint(i / 3); /* ties on the value, ordered by key */
+        items[i].value = recs[i].val;
+        items[i].rec = &recs[i];
+    }
+    size_t used0 = mdx_alloc_used();
+    mdx_skiplist_t sl, control;
+    assert_int_equal(mdx_skiplist_init(&sl, rec_pk), 0);
+    assert_int_equal(mdx_skiplist_init(&control, rec_pk), 0);
+    uint64_t rng = sl.rng;
+    size_t used = mdx_alloc_used();
+    long n;
+    for (n = 0;; n++) {
+        mdx_alloc_fail_after(n);
+        int rc = mdx_skiplist_build(&sl, items, N);
+        int injected = mdx_alloc_fail_triggered();
+        mdx_alloc_fail_reset();
+        if (rc == 0)
+            break;
+        assert_int_equal(rc, MDX_ENOMEM);
+        assert_true(injected);
+        assert_int_equal(mdx_alloc_used(), used);
+        assert_int_equal(sl.length, 0);
+        assert_int_equal(sl.level, 1);
+        assert_null(sl.tail);
+        assert_true(sl.rng == rng);
+        for (int i = 0; i < MDX_SKIPLIST_MAXLEVEL; i++)
+            assert_null(sl.header->level[i].forward);
+        assert_int_equal(mdx_skiplist_verify(&sl), 0);
+    }
+    assert_int_equal(n, N); /* one allocation per node */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mdx_skiplist_insert(&control, &recs[i].val, &recs[i], NULL), 0);
+    assert_same_shape(&sl, &control); /* failed attempts left no trace */
+    mdx_skiplist_fini(&sl);
+    mdx_skiplist_fini(&control);
+    assert_int_equal(mdx_alloc_used(), used0);
+#else
+    skip();
+#endif
+}
 
 static void test_insert_out_of_memory_leaves_list_unchanged(void **state)
 {
@@ -821,6 +1014,9 @@ int main(void)
         cmocka_unit_test(test_at_returns_node_of_each_rank),
         cmocka_unit_test(test_backward_links_walk_in_reverse),
         cmocka_unit_test(test_random_ops_match_sorted_model),
+        cmocka_unit_test(test_build_matches_inserts),
+        cmocka_unit_test(test_build_of_nothing_is_an_empty_list),
+        cmocka_unit_test(test_build_out_of_memory_leaves_list_empty),
         cmocka_unit_test(test_insert_out_of_memory_leaves_list_unchanged),
         cmocka_unit_test(test_init_out_of_memory),
         cmocka_unit_test(test_nodes_are_sized_to_their_level),

@@ -2,7 +2,9 @@
  * Snapshots: round trip of every value and key type, collections, index definitions and TTLs;
  * point-in-time consistency with writes, replaces, deletes, TTL changes and a collection drop
  * running while the snapshot walks; corruption (truncation, bit flips in header, blocks and
- * trailer); write failure (RLIMIT_FSIZE) keeping the previous snapshot; rotation.
+ * trailer); write failure (RLIMIT_FSIZE) keeping the previous snapshot; rotation; index
+ * rebuild at load when records expire while the file is read; out of memory at every
+ * allocation of a load.
  *
  * MDX_SEED sets the seed of the randomized writes (printed).
  */
@@ -719,6 +721,92 @@ static void test_step_visits_at_most_max_records(void **state)
     remove_dir();
 }
 
+/* A clock that moves 1 s forward at every reading after the first. */
+static int64_t ticks;
+static int64_t ticking_clock(void *data)
+{
+    (void)data;
+    return fake_now + 100 + 1000 * ticks++;
+}
+
+static void test_load_rebuilds_indexes_when_records_expire_during_the_load(void **state)
+{
+    (void)state;
+    make_dir();
+    mdx_store_t *st = new_store();
+    mdx_coll_t *c;
+    assert_int_equal(mdx_coll_create(st, "c", &c), 0);
+    assert_int_equal(mdx_index_create(c, "by_age", "age", MDX_INDEX_SKIPLIST, 0), 0);
+    assert_int_equal(mdx_index_create(c, "by_city", "city", MDX_INDEX_HASH, 0), 0);
+    for (int i = 0; i < 500; i++)
+        put_body(c, ik(i), i % 50, i % 3 ? "oslo" : "lima", i % 4 == 0 ? 500 : 0);
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    mdx_store_free(st);
+
+    /* The load reads the clock first (100 ms after the save: no record has expired), and the
+     * index rebuild reads it again later, when the 500 ms TTLs have passed and the rebuild
+     * reclaims those records: it must not visit them. */
+    ticks = 0;
+    mdx_store_opts_t o = {.clock = ticking_clock};
+    assert_int_equal(mdx_store_new(&o, &st), 0);
+    mdx_load_info_t li;
+    assert_int_equal(mdx_store_load(st, info.path, &li), 0);
+    assert_int_equal(li.records, 500);
+    assert_int_equal(li.expired, 0);
+    assert_true(ticks >= 2);
+    c = mdx_coll_at(st, 0);
+    assert_int_equal(mdx_coll_records(c), 375);
+    for (size_t j = 0; j < 2; j++) {
+        mdx_index_info_t ii;
+        assert_int_equal(mdx_index_info(c, j, &ii), 0);
+        assert_int_equal(ii.entries, 375);
+        assert_int_equal(mdx__index_verify(c, c->indexes[j]), 0);
+    }
+    mdx_store_free(st);
+    remove_dir();
+}
+
+/* Every allocation of a load can fail: the load returns MDX_ENOMEM, leaves the store empty
+ * and leaks nothing; the first attempt with no failure loads everything. */
+static void test_load_out_of_memory_leaves_store_empty(void **state)
+{
+    (void)state;
+#if MDX_FAULT_INJECTION
+    make_dir();
+    mdx_store_t *st = populated();
+    mdx_snapshot_info_t info;
+    assert_int_equal(mdx_store_save(st, dir, NULL, &info), 0);
+    dump_t want = dump_store(st);
+    mdx_store_free(st);
+    size_t used = mdx_alloc_used();
+    long n;
+    for (n = 0;; n++) {
+        mdx_store_t *s2 = new_store();
+        mdx_alloc_fail_after(n);
+        int rc = mdx_store_load(s2, info.path, NULL);
+        int injected = mdx_alloc_fail_triggered();
+        mdx_alloc_fail_reset();
+        if (rc == 0) {
+            dump_t got = dump_store(s2);
+            assert_dump_equal(&want, &got);
+            mdx_store_free(s2);
+            break;
+        }
+        assert_true(injected);
+        assert_int_equal(rc, MDX_ENOMEM);
+        assert_int_equal(mdx_coll_count(s2), 0);
+        mdx_store_free(s2);
+        assert_int_equal(mdx_alloc_used(), used);
+    }
+    assert_true(n > 316); /* at least one allocation per record */
+    assert_int_equal(mdx_alloc_used(), used);
+    remove_dir();
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +818,8 @@ int main(void)
         cmocka_unit_test(test_abandoned_snapshot_leaves_no_file),
         cmocka_unit_test(test_step_visits_at_most_max_records),
         cmocka_unit_test(test_cache_state_and_invalidation),
+        cmocka_unit_test(test_load_rebuilds_indexes_when_records_expire_during_the_load),
+        cmocka_unit_test(test_load_out_of_memory_leaves_store_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,11 @@
 /*
  * The engine's API with exact expected values: collections, indexes, the three put modes,
  * canonical keys, delete, partial update (exact resulting bytes), TTL under a fake clock and
- * the bounded expiry step, find (bounds, order, limit, offset, cursors across writes, equality
- * on both index kinds, the order across types), count, scan, statistics and error messages.
- * After most steps state_check (state.h) verifies every index against the records, the expiry
- * heap, and that the memory statistics equal the allocator wrapper's count.
+ * the bounded expiry step, indexes built on existing records (the same as indexes kept by
+ * writes; MDX_SEED sets the seed, printed), find (bounds, order, limit, offset, cursors across
+ * writes, equality on both index kinds, the order across types), count, scan, statistics and error
+ * messages. After most steps state_check (state.h) verifies every index against the records, the
+ * expiry heap, and that the memory statistics equal the allocator wrapper's count.
  */
 #include <math.h>
 
@@ -389,6 +390,305 @@ static void test_index_limit(void **state)
     assert_int_equal(mdx_index_count(c), MDX_MAX_INDEXES);
     /* Every one of them is kept by a write. */
     put_int_field(c, 3, "age", 33);
+    state_check(st);
+}
+
+/* ---- indexes built on existing records ---- */
+
+static uint64_t bulk_rng;
+static uint64_t bulk_rnd(void)
+{
+    uint64_t z = (bulk_rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Keys: ints, short strings, and long strings sharing their first 8 bytes (so the build's
+ * order keys tie and the records decide). */
+static tkey_t bulk_key(uint64_t i)
+{
+    char s[64];
+    switch (i % 3) {
+    case 0:
+        return ik((int64_t)(i * 2654435761u % 100003) - 50000);
+    case 1:
+        snprintf(s, sizeof(s), "k%llu", (unsigned long long)i);
+        return sk(s);
+    default:
+        snprintf(s, sizeof(s), "a-long-common-prefix-%llu", (unsigned long long)(i * 7919 % 1009));
+        return sk(s);
+    }
+}
+
+/* A random indexable value with many ties: numbers that are equal across types (1, 1.0,
+ * -0.0, 0), numbers that round to the same double, strings short and long with a shared
+ * 8-byte prefix, binaries, booleans. */
+static void bulk_value(mb_t *m)
+{
+    static const char *strs[] = {"",
+                                 "a",
+                                 "ab",
+                                 "ab\x01",
+                                 "abcdefgh",
+                                 "abcdefghi",
+                                 "abcdefghij",
+                                 "abcdefgh-long-1",
+                                 "abcdefgh-long-2",
+                                 "zz"};
+    uint64_t r = bulk_rnd() % 100;
+    if (r < 30)
+        mb_int(m, (int64_t)(bulk_rnd() % 21) - 10);
+    else if (r < 40)
+        mb_dbl(m, ((double)(bulk_rnd() % 21) - 10) / 2);
+    else if (r < 44)
+        mb_dbl(m, bulk_rnd() % 2 ? -0.0 : 0.0);
+    else if (r < 50) {
+        static const int64_t big[] = {9007199254740992, 9007199254740993, 9007199254740994,
+                                      INT64_MAX, INT64_MIN};
+        uint64_t k = bulk_rnd() % 7;
+        if (k < 5)
+            mb_int(m, big[k]);
+        else if (k == 5)
+            mb_dbl(m, 9007199254740992.0);
+        else
+            mb_uint(m, UINT64_MAX);
+    } else if (r < 80)
+        mb_str(m, strs[bulk_rnd() % (sizeof strs / sizeof strs[0])]);
+    else if (r < 88) {
+        const char *b = strs[bulk_rnd() % 8];
+        mb_bin(m, b, strlen(b));
+    } else
+        mb_bool(m, (int)(bulk_rnd() & 1));
+}
+
+/* {"v": random or absent or nil, "u": i (unique), "pad": ...} */
+static void bulk_put(mdx_coll_t *a, mdx_coll_t *b, uint64_t i)
+{
+    mb_t m;
+    mb_reset(&m);
+    uint64_t shape = bulk_rnd() % 10;
+    mb_map(&m, shape == 0 ? 2 : 3);
+    if (shape != 0) {
+        mb_str(&m, "v");
+        if (shape == 1)
+            mb_nil(&m);
+        else
+            bulk_value(&m);
+    }
+    mb_kv_int(&m, "u", (int64_t)(i * 40503 % 65537)); /* distinct for i < 65537 */
+    mb_kv_str(&m, "pad", "x");
+    tkey_t k = bulk_key(i);
+    put_ok(a, k, &m, 0);
+    put_ok(b, k, &m, 0);
+}
+
+/* The indexes named ix of a and b hold the same records (by key) in the same order. */
+static void assert_same_index(mdx_coll_t *a, mdx_coll_t *b, const char *ix)
+{
+    mdx_index_t *x = mdx__index_by_name(a, ix), *y = mdx__index_by_name(b, ix);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(mdx__index_verify(a, x), 0);
+    assert_int_equal(mdx__index_verify(b, y), 0);
+    assert_int_equal(x->entries, y->entries);
+    if (x->kind == MDX_INDEX_SKIPLIST) {
+        assert_int_equal(x->sl.length, y->sl.length);
+        const mdx_slnode_t *p = mdx_skiplist_at(&x->sl, 0), *q = mdx_skiplist_at(&y->sl, 0);
+        for (size_t r = 0; r < x->sl.length; r++) {
+            const mdx_rec_t *pr = p->rec, *qr = q->rec;
+            assert_int_equal(mdx_value_cmp(&p->value, &q->value), 0);
+            assert_int_equal(pr->key_len, qr->key_len);
+            assert_memory_equal(rec_key(pr), rec_key(qr), pr->key_len);
+            p = mdx_skiplist_next(p);
+            q = mdx_skiplist_next(q);
+        }
+        return;
+    }
+    assert_int_equal(mdx_htab_count(&x->groups), mdx_htab_count(&y->groups));
+    mdx_htab_iter_t it = {0};
+    mdx_hnode_t *n;
+    while ((n = mdx_htab_iter_next(&x->groups, &it))) {
+        const mdx_hgroup_t *g = (const mdx_hgroup_t *)n;
+        uint32_t cx, cy;
+        mdx_rec_t **rx = mdx__index_group(x, &g->value, &cx);
+        mdx_rec_t **ry = mdx__index_group(y, &g->value, &cy);
+        assert_int_equal(cx, cy);
+        for (uint32_t i = 0; i < cx; i++) {
+            assert_int_equal(rx[i]->key_len, ry[i]->key_len);
+            assert_memory_equal(rec_key(rx[i]), rec_key(ry[i]), rx[i]->key_len);
+        }
+    }
+}
+
+static void test_index_built_on_records_matches_index_kept_by_writes(void **state)
+{
+    (void)state;
+    const char *env = getenv("MDX_SEED");
+    uint64_t seed = env && *env ? strtoull(env, NULL, 0) : 20251129;
+    print_message("seed=%llu (set MDX_SEED to reproduce)\n", (unsigned long long)seed);
+    bulk_rng = seed;
+    /* "kept" has its indexes before any record arrives, so every entry went in by a write;
+     * "built" gets the same records first and its indexes after, built in bulk. */
+    mdx_coll_t *kept = coll("kept"), *built = coll("built");
+    assert_int_equal(mdx_index_create(kept, "s", "v", MDX_INDEX_SKIPLIST, 0), 0);
+    assert_int_equal(mdx_index_create(kept, "h", "v", MDX_INDEX_HASH, 0), 0);
+    assert_int_equal(mdx_index_create(kept, "su", "u", MDX_INDEX_SKIPLIST, 1), 0);
+    assert_int_equal(mdx_index_create(kept, "hu", "u", MDX_INDEX_HASH, 1), 0);
+    enum { N = 3000 };
+    for (uint64_t i = 0; i < N; i++)
+        bulk_put(kept, built, i);
+    /* Some deletes, so the tables hold what is left. */
+    for (uint64_t i = 0; i < N; i += 7) {
+        tkey_t k = bulk_key(i);
+        int rk = mdx_del(kept, K(k)), rb = mdx_del(built, K(k));
+        assert_int_equal(rk, rb);
+    }
+    assert_int_equal(mdx_coll_records(kept), mdx_coll_records(built));
+    assert_int_equal(mdx_index_create(built, "s", "v", MDX_INDEX_SKIPLIST, 0), 0);
+    assert_int_equal(mdx_index_create(built, "h", "v", MDX_INDEX_HASH, 0), 0);
+    assert_int_equal(mdx_index_create(built, "su", "u", MDX_INDEX_SKIPLIST, 1), 0);
+    assert_int_equal(mdx_index_create(built, "hu", "u", MDX_INDEX_HASH, 1), 0);
+    state_check(st);
+    /* Records without "v" or with nil there are not indexed. */
+    mdx_index_info_t info;
+    assert_int_equal(mdx_index_info(built, 0, &info), 0);
+    assert_true(info.entries > 0 && info.entries < mdx_coll_records(built));
+    assert_int_equal(mdx_index_info(built, 2, &info), 0);
+    assert_int_equal(info.entries, mdx_coll_records(built));
+    assert_same_index(kept, built, "s");
+    assert_same_index(kept, built, "h");
+    assert_same_index(kept, built, "su");
+    assert_same_index(kept, built, "hu");
+
+    /* The built indexes keep working under writes like the others. */
+    for (uint64_t i = 0; i < N; i += 3)
+        bulk_put(kept, built, i + (i % 2 ? N : 0));
+    state_check(st);
+    assert_same_index(kept, built, "s");
+    assert_same_index(kept, built, "h");
+    assert_same_index(kept, built, "su");
+    assert_same_index(kept, built, "hu");
+}
+
+/* {"<field>": <value written by fn>} */
+static void put_field(mdx_coll_t *c, int64_t key, const char *field, void (*fn)(mb_t *))
+{
+    mb_t b;
+    mb_reset(&b);
+    mb_map(&b, 2);
+    mb_str(&b, field);
+    fn(&b);
+    mb_kv_int(&b, "n", key);
+    put_ok(c, ik(key), &b, 0);
+}
+static void w_one(mb_t *m)
+{
+    mb_int(m, 1);
+}
+static void w_one_dbl(mb_t *m)
+{
+    mb_dbl(m, 1.0);
+}
+static void w_zero(mb_t *m)
+{
+    mb_int(m, 0);
+}
+static void w_neg_zero(mb_t *m)
+{
+    mb_dbl(m, -0.0);
+}
+static void w_long_a(mb_t *m)
+{
+    mb_str(m, "same-first-8-bytes-a");
+}
+static void w_long_b(mb_t *m)
+{
+    mb_str(m, "same-first-8-bytes-b");
+}
+static void w_nil(mb_t *m)
+{
+    mb_nil(m);
+}
+static void w_array(mb_t *m)
+{
+    mb_arr(m, 1);
+    mb_int(m, 1);
+}
+static void w_nan(mb_t *m)
+{
+    mb_dbl(m, NAN);
+}
+
+/* mdx_index_create on c fails with rc and leaves the store exactly as it was. */
+static void expect_create_fails(mdx_coll_t *c, const char *field, mdx_index_kind_t kind, int unique,
+                                int rc, const char *msg)
+{
+    state_settle(st);
+    state_t before, after;
+    state_take(st, &before);
+    assert_int_equal(mdx_index_create(c, "ix", field, kind, unique), rc);
+    assert_non_null(strstr(mdx_store_errmsg(st), msg));
+    state_take(st, &after);
+    state_compare(&before, &after, STATE_MEM_EXACT, "failed index create");
+    state_free(&before);
+    state_free(&after);
+    assert_null(mdx__index_by_name(c, "ix"));
+}
+
+static void test_index_create_on_records_refuses_bad_data_and_changes_nothing(void **state)
+{
+    (void)state;
+    mdx_coll_t *c = coll("c");
+    for (int64_t i = 0; i < 40; i++) {
+        mb_t b;
+        mb_reset(&b);
+        mb_map(&b, 1);
+        mb_kv_int(&b, "n", i);
+        put_ok(c, ik(i), &b, 0);
+    }
+    assert_int_equal(mdx_index_create(c, "keep", "n", MDX_INDEX_SKIPLIST, 1), 0);
+    /* 1 and 1.0 are one value; -0.0 and 0 too: a unique index refuses either pair. */
+    put_field(c, 100, "d", w_one);
+    put_field(c, 101, "d", w_one_dbl);
+    put_field(c, 102, "z", w_zero);
+    put_field(c, 103, "z", w_neg_zero);
+    /* Distinct long strings sharing their first 8 bytes, and several nils (not indexed). */
+    put_field(c, 104, "s", w_long_a);
+    put_field(c, 105, "s", w_long_b);
+    put_field(c, 106, "s", w_nil);
+    put_field(c, 107, "s", w_nil);
+    for (int kind = MDX_INDEX_HASH; kind <= MDX_INDEX_SKIPLIST; kind++) {
+        expect_create_fails(c, "d", (mdx_index_kind_t)kind, 1, MDX_EUNIQUE, "share a value");
+        expect_create_fails(c, "z", (mdx_index_kind_t)kind, 1, MDX_EUNIQUE, "share a value");
+        /* Not unique: both records are in one group / adjacent in value order. */
+        assert_int_equal(mdx_index_create(c, "ix", "d", (mdx_index_kind_t)kind, 0), 0);
+        expect_info(c, 1, "ix", "d", (mdx_index_kind_t)kind, 0, 2);
+        mb_t v;
+        mdx_query_t q = {.index = "ix", .limit = 10};
+        q.eq = ival(&v, 1)->d;
+        q.eq_len = v.n;
+        got_t g;
+        mdx_find_result_t res;
+        find_ok(c, &q, &g, &res);
+        EXPECT_INTS(&g, 100, 101);
+        assert_int_equal(mdx_index_drop(c, "ix"), 0);
+        assert_int_equal(mdx_index_create(c, "ix", "s", (mdx_index_kind_t)kind, 1), 0);
+        expect_info(c, 1, "ix", "s", (mdx_index_kind_t)kind, 1, 2);
+        state_check(st);
+        assert_int_equal(mdx_index_drop(c, "ix"), 0);
+    }
+    /* A field holding an array, or NaN, cannot be indexed: the documented errors. */
+    put_field(c, 200, "bad", w_array);
+    put_field(c, 201, "nan", w_nan);
+    for (int kind = MDX_INDEX_HASH; kind <= MDX_INDEX_SKIPLIST; kind++) {
+        for (int unique = 0; unique <= 1; unique++) {
+            expect_create_fails(c, "bad", (mdx_index_kind_t)kind, unique, MDX_EBADFIELD,
+                                "array, map or extension");
+            expect_create_fails(c, "nan", (mdx_index_kind_t)kind, unique, MDX_ENAN, "NaN");
+        }
+    }
+    assert_int_equal(mdx_index_count(c), 1);
     state_check(st);
 }
 
@@ -1953,6 +2253,8 @@ int main(void)
         T(test_collection_limit),
         T(test_index_create_list_drop),
         T(test_index_limit),
+        T(test_index_built_on_records_matches_index_kept_by_writes),
+        T(test_index_create_on_records_refuses_bad_data_and_changes_nothing),
         T(test_put_modes),
         T(test_keys_are_canonical),
         T(test_delete),
