@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "common/thp.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/thp.h"
 #include "server/log.h"
 #include "server/server.h"
 
