@@ -77,13 +77,14 @@ static const uint64_t required[MDX_OP__COUNT] = {
     [MDX_OP_TTL_CLEAR] = B(COLL) | B(KEY),
     [MDX_OP_CONFIGURE_COLLECTION] = B(NAME),
     [MDX_OP_INVALIDATE] = B(TAGS),
+    [MDX_OP_GET_LEASE] = B(COLL) | B(KEY) | B(LEASE_MS),
 };
 
 static const uint64_t optional[MDX_OP__COUNT] = {
     [MDX_OP_HELLO] = B(PROTOCOL) | B(CLIENT),
     [MDX_OP_CREATE_INDEX] = B(UNIQUE),
     [MDX_OP_CREATE_COLLECTION] = COLL_OPTS,
-    [MDX_OP_PUT] = B(MODE) | B(TTL_MS) | B(KEEP_TTL) | B(TTL_CLASS) | B(TAGS),
+    [MDX_OP_PUT] = B(MODE) | B(TTL_MS) | B(KEEP_TTL) | B(TTL_CLASS) | B(TAGS) | B(LEASE),
     [MDX_OP_GET] = B(WITH_TAGS),
     [MDX_OP_MGET] = B(WITH_TAGS),
     [MDX_OP_UPDATE] = B(SET) | B(UNSET),
@@ -93,6 +94,7 @@ static const uint64_t optional[MDX_OP__COUNT] = {
     [MDX_OP_TTL_SET] = B(TTL_MS) | B(TTL_CLASS),
     [MDX_OP_CONFIGURE_COLLECTION] = COLL_OPTS,
     [MDX_OP_INVALIDATE] = B(COLL),
+    [MDX_OP_GET_LEASE] = B(WITH_TAGS),
 };
 
 /* Values of the enumerated string arguments; u receives the index (the numbering of

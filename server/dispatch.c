@@ -320,6 +320,38 @@ static int op_get(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
     return 0;
 }
 
+/* {"state": "hit", "record": <as get>} | {"state": "fill", "token": N} | {"state": "wait"} */
+static int op_get_lease(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
+                        mdx_coll_t *coll)
+{
+    static const char *const states[] = {"hit", "fill", "wait"};
+    const mdx_argval_t *k = &req->args[MDX_ARG_KEY];
+    uint64_t ms = req->args[MDX_ARG_LEASE_MS].u, token;
+    mdx_rec_view_t v;
+    mdx_lease_state_t ls;
+    int rc = mdx_get_or_lease(coll, k->raw, k->raw_len, ms > INT64_MAX ? 0 : (int64_t)ms, &v, &ls,
+                              &token);
+    if (rc)
+        return store_error(srv, c, out, req, rc);
+    size_t mark;
+    mdx_resp_begin(out, &mark, req->id, 0);
+    mdx_mp_put_map(out, ls == MDX_LEASE_WAIT ? 1 : 2);
+    mdx_mp_put_str(out, "state", 5);
+    mdx_mp_put_str(out, states[ls], strlen(states[ls]));
+    if (ls == MDX_LEASE_FILL) {
+        mdx_mp_put_str(out, "token", 5);
+        mdx_mp_put_uint(out, token);
+    } else if (ls == MDX_LEASE_HIT) {
+        mdx_mp_put_str(out, "record", 6);
+        if ((rc = put_found(out, coll, k->raw, k->raw_len, &v, with_tags(req)))) {
+            mdx_resp_rollback(out, mark);
+            return store_error(srv, c, out, req, rc);
+        }
+    }
+    mdx_resp_end(out, mark);
+    return 0;
+}
+
 static int op_mget(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_request_t *req,
                    mdx_coll_t *coll)
 {
@@ -611,6 +643,8 @@ static int op_put(mdx_server_t *srv, mdx_conn_t *c, mdx_buf_t *out, const mdx_re
         o.tags = a[MDX_ARG_TAGS].raw;
         o.tags_len = a[MDX_ARG_TAGS].raw_len;
     }
+    if (mdx_req_has(req, MDX_ARG_LEASE))
+        o.lease = a[MDX_ARG_LEASE].u;
     int rc = mdx_put(coll, a[MDX_ARG_KEY].raw, a[MDX_ARG_KEY].raw_len, a[MDX_ARG_BODY].raw,
                      a[MDX_ARG_BODY].raw_len, &o);
     if (rc)
@@ -717,6 +751,8 @@ int mdx_dispatch(mdx_server_t *srv, mdx_conn_t *c, const mdx_request_t *req, mdx
         return op_get(srv, c, out, req, coll);
     case MDX_OP_MGET:
         return op_mget(srv, c, out, req, coll);
+    case MDX_OP_GET_LEASE:
+        return op_get_lease(srv, c, out, req, coll);
     case MDX_OP_DELETE:
         rc = mdx_del(coll, key, klen);
         if (rc && rc != MDX_ENOTFOUND)

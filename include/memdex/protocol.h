@@ -59,7 +59,8 @@ extern "C" {
     XX(STATS, "stats", 1)                                                                          \
     XX(SNAPSHOT, "snapshot", 0)                                                                    \
     XX(CONFIGURE_COLLECTION, "configure_collection", 1)                                            \
-    XX(INVALIDATE, "invalidate", 0)
+    XX(INVALIDATE, "invalidate", 0)                                                                \
+    XX(GET_LEASE, "get_lease", 0)
 
 typedef enum {
 #define XX(e, name, idem) MDX_OP_##e,
@@ -105,7 +106,9 @@ typedef enum {
     XX(POLICY, "policy", STR)                                                                      \
     XX(DEFAULT_TTL_MS, "default_ttl_ms", UINT)                                                     \
     XX(DEFAULT_TTL, "default_ttl", STR)                                                            \
-    XX(WITH_TAGS, "with_tags", BOOL)
+    XX(WITH_TAGS, "with_tags", BOOL)                                                               \
+    XX(LEASE_MS, "lease_ms", UINT)                                                                 \
+    XX(LEASE, "lease", UINT)
 
 typedef enum {
 #define XX(e, name, type) MDX_ARG_##e,

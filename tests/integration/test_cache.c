@@ -439,10 +439,43 @@ static void stats_cache_counters_are_consistent(void **state)
     stop(f);
 }
 
+/* get_lease over the wire, from two connections: one filler, the other waits, then both
+ * see the record; a stale token is refused with LEASE and stores nothing. */
+static void leases_one_filler_the_others_wait(void **state)
+{
+    (void)state;
+    fx_t *f = start(NULL);
+    mdx_cli_t *c = &f->cli, c2;
+    assert_int_equal(mdx_cli_connect(&c2, f->srv.port), 0);
+    OK("create_collection", "{\"name\":\"l\"}", "null");
+    const char *req = "{\"coll\":\"l\",\"key\":\"k\",\"lease_ms\":10000}";
+    int st;
+    char *r1 = mdx_call(c, "get_lease", req, &st);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(r1, "\"state\":\"fill\""));
+    uint64_t token = unum(r1, "", "token");
+    free(r1);
+    mdx_expect_ok(&c2, "get_lease", req, "{\"state\":\"wait\"}");
+    char args[256];
+    snprintf(args, sizeof(args), "{\"coll\":\"l\",\"key\":\"k\",\"body\":{\"v\":1},\"lease\":%llu}",
+             (unsigned long long)token + 1);
+    free(mdx_expect_err(&c2, "put", args, MDX_ELEASE));
+    OK("get", "{\"coll\":\"l\",\"key\":\"k\"}", "null"); /* nothing stored */
+    snprintf(args, sizeof(args), "{\"coll\":\"l\",\"key\":\"k\",\"body\":{\"v\":1},\"lease\":%llu}",
+             (unsigned long long)token);
+    OK("put", args, "null");
+    mdx_expect_ok(&c2, "get_lease", req, "{\"state\":\"hit\",\"record\":{\"v\":1}}");
+    free(mdx_expect_err(&c2, "put", args, MDX_ELEASE)); /* the lease ended with the fill */
+    ERR("get_lease", "{\"coll\":\"l\",\"key\":\"k\",\"lease_ms\":0}", MDX_EINVAL);
+    mdx_cli_close(&c2);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(noeviction_refuses_with_oom_and_loses_nothing),
+        cmocka_unit_test(leases_one_filler_the_others_wait),
         cmocka_unit_test(s3fifo_keeps_memory_within_the_limit_under_writes),
         cmocka_unit_test(capacity_and_policy_per_collection),
         cmocka_unit_test(ttl_classes_resolve_to_their_ttl),

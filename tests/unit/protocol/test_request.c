@@ -36,7 +36,7 @@ static const struct {
     {"create_index", 0, "coll name field kind", "unique"},
     {"drop_index", 0, "coll name", ""},
     {"list_indexes", 1, "coll", ""},
-    {"put", 0, "coll key body", "mode ttl_ms keep_ttl ttl_class tags"},
+    {"put", 0, "coll key body", "mode ttl_ms keep_ttl ttl_class tags lease"},
     {"get", 1, "coll key", "with_tags"},
     {"mget", 1, "coll keys", "with_tags"},
     {"delete", 0, "coll key", ""},
@@ -51,6 +51,7 @@ static const struct {
     {"snapshot", 0, "", ""},
     {"configure_collection", 1, "name", "capacity policy default_ttl_ms default_ttl"},
     {"invalidate", 0, "tags", "coll"},
+    {"get_lease", 0, "coll key lease_ms", "with_tags"},
 };
 #define NOPS (sizeof schema / sizeof schema[0])
 
