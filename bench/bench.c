@@ -44,6 +44,8 @@ static void usage(FILE *f)
           "             (memdex-bench net --help for its options)\n"
           "  snapshot   snapshot costs: engine save/load, memdexd latency and memory during\n"
           "             snapshots, Redis BGSAVE (memdex-bench snapshot --help)\n"
+          "  reclaim    memdexd GET latency while a mass of records expires or is invalidated\n"
+          "             (memdex-bench reclaim --help)\n"
           "\n"
           "options:\n"
           "  -h, --help print this help\n",
@@ -66,6 +68,8 @@ int main(int argc, char **argv)
         return bench_net_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "snapshot") == 0)
         return bench_snapshot_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "reclaim") == 0)
+        return bench_reclaim_main(argc - 1, argv + 1);
     fprintf(stderr, "memdex-bench: unknown command '%s' (try memdex-bench --help)\n", argv[1]);
     return BENCH_EXIT_USAGE;
 }

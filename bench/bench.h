@@ -74,5 +74,6 @@ double bench_median(double *v, size_t n);
 int bench_embedded_main(int argc, char **argv);
 int bench_net_main(int argc, char **argv);
 int bench_snapshot_main(int argc, char **argv);
+int bench_reclaim_main(int argc, char **argv);
 
 #endif
