@@ -5,6 +5,7 @@
 #   make bench   release build of memdex-bench, then the embedded benchmark
 #   make bench-compare  memdex vs Redis vs Tarantool over the network (bench/compare.sh; ~18 min)
 #   make bench-cache    hit ratios of the eviction policies vs Redis's (bench/cache_compare.sh)
+#   make bench-reclaim  memdexd GET latency while 1M records expire or are invalidated (~3 min)
 #   make fuzz    libFuzzer targets for a bounded time (clang)
 #   make soak    long randomized model runs
 #   make format  clang-format every C source
@@ -15,7 +16,7 @@ WERROR   ?= 0
 CMAKE    ?= cmake
 GENERATOR_FLAGS ?=
 
-.PHONY: all deps release asan run test bench bench-compare bench-cache fuzz soak format clean
+.PHONY: all deps release asan run test bench bench-compare bench-cache bench-reclaim fuzz soak format clean
 
 all: release
 
@@ -52,6 +53,13 @@ bench-compare: release
 CACHE_ARGS ?=
 bench-cache: release
 	BIN=$(CURDIR)/$(BUILD)/release ./bench/cache_compare.sh $(CACHE_ARGS)
+
+# memdexd and memdex-bench on different cores when there are two: they do not take turns on one.
+# Flags: make bench-reclaim RECLAIM_ARGS="--rounds 5 --slice-us 100 --json"
+RECLAIM_ARGS ?=
+RECLAIM_PIN  = $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && echo --server-cpu 0 --bench-cpu 1)
+bench-reclaim: release
+	$(BUILD)/release/memdex-bench reclaim --rounds 3 $(RECLAIM_PIN) $(RECLAIM_ARGS)
 
 # Fuzzing: clang with libFuzzer, ASan and UBSan (MDX_FUZZ implies them and libc malloc).
 # Each target runs FUZZ_SECONDS on a scratch copy of its seed corpus, so the checked-in

@@ -13,20 +13,6 @@
 #include "bench/bench.h"
 #include "common/thp.h"
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-void bench_rng_seed(bench_rng_t *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
 int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (!s) {
@@ -49,18 +35,6 @@ int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, 
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double bench_median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void usage(FILE *f)
 {
     fputs("usage: memdex-bench <command> [options]\n"
@@ -74,6 +48,8 @@ static void usage(FILE *f)
           "             snapshots, Redis BGSAVE (memdex-bench snapshot --help)\n"
           "  cache      hit ratios of the eviction policies and of Redis's on YCSB C keys\n"
           "             (memdex-bench cache --help)\n"
+          "  reclaim    memdexd GET latency while a mass of records expires or is invalidated\n"
+          "             (memdex-bench reclaim --help)\n"
           "\n"
           "options:\n"
           "  -h, --help print this help\n",
@@ -98,6 +74,8 @@ int main(int argc, char **argv)
         return bench_snapshot_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "cache") == 0)
         return bench_cache_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "reclaim") == 0)
+        return bench_reclaim_main(argc - 1, argv + 1);
     fprintf(stderr, "memdex-bench: unknown command '%s' (try memdex-bench --help)\n", argv[1]);
     return BENCH_EXIT_USAGE;
 }

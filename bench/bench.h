@@ -75,5 +75,6 @@ int bench_embedded_main(int argc, char **argv);
 int bench_net_main(int argc, char **argv);
 int bench_snapshot_main(int argc, char **argv);
 int bench_cache_main(int argc, char **argv);
+int bench_reclaim_main(int argc, char **argv);
 
 #endif

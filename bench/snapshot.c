@@ -46,13 +46,13 @@
 
 #include "bench/bench.h"
 #include "bench/hist.h"
+#include "bench/wire.h"
 #include "common/mp.h"
 #include "memdex/snapshot.h"
 #include "memdex/store.h"
 #include "protocol/response.h"
 
-#define NCAT     1000
-#define STALL_NS (5u * 1000000u)
+#define NCAT 1000
 
 typedef struct {
     uint64_t records, value_size, conns, repeat, step;
@@ -60,6 +60,10 @@ typedef struct {
     const char *dir, *memdexd, *redis;
     int no_engine, no_server, no_redis, json, keep;
 } opts_t;
+
+typedef bench_bconn_t bconn_t;
+typedef bench_lconn_t lconn_t;
+typedef bench_window_t load_res_t;
 
 /* ---- data ---- */
 
@@ -161,98 +165,6 @@ static int run_embedded(const opts_t *o, embedded_res_t *r)
 
 /* ---- processes ---- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len)) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
-/* Starts argv with stdout and stderr to logpath; waits until port accepts. */
-static pid_t spawn_server(const char *const argv[], const char *logpath, int port)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], (char *const *)argv);
-        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    for (int i = 0; i < 3000; i++) {
-        int fd = tcp_connect(port);
-        if (fd >= 0) {
-            close(fd);
-            return pid;
-        }
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            break;
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "memdex-bench: snapshot: %s did not start (see %s)\n", argv[0], logpath);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static void stop_server(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-/* A "Key:   123 kB" line of /proc/PID/<file>, in KiB; -1 when absent. */
-static long proc_kb(pid_t pid, const char *file, const char *key)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long kb = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, kl) == 0)
-            kb = strtol(line + kl, NULL, 10);
-    fclose(f);
-    return kb;
-}
-
 static void reset_peak_rss(pid_t pid)
 {
     char path[64];
@@ -281,90 +193,6 @@ static pid_t child_of(pid_t pid)
 
 /* ---- blocking request/reply connections ---- */
 
-typedef struct {
-    int fd;
-    mdx_buf_t in;
-    size_t off;
-} bconn_t;
-
-static int send_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_more(bconn_t *c)
-{
-    if (c->off && c->off == c->in.len)
-        c->off = c->in.len = 0;
-    if (mdx_buf_reserve(&c->in, 65536))
-        return -1;
-    for (;;) {
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        c->in.len += (size_t)n;
-        return 0;
-    }
-}
-
-/* The next memdex reply: status and a view of its body (valid until the next read). */
-static int md_reply(bconn_t *c, int *status, const uint8_t **body, size_t *blen)
-{
-    for (;;) {
-        size_t avail = c->in.len - c->off;
-        if (avail >= 4) {
-            const uint8_t *f = c->in.data + c->off;
-            size_t l = (size_t)f[0] << 24 | (size_t)f[1] << 16 | (size_t)f[2] << 8 | f[3];
-            if (avail >= 4 + l) {
-                uint64_t id;
-                c->off += 4 + l;
-                return mdx_resp_decode(f + 4, l, &id, status, body, blen) ? -1 : 0;
-            }
-        }
-        if (c->off) {
-            memmove(c->in.data, c->in.data + c->off, c->in.len - c->off);
-            c->in.len -= c->off;
-            c->off = 0;
-        }
-        if (read_more(c))
-            return -1;
-    }
-}
-
-static int md_call(bconn_t *c, const char *op, int *status, const uint8_t **body, size_t *blen)
-{
-    mdx_buf_t b;
-    mdx_buf_init(&b);
-    size_t mark;
-    mdx_req_begin(&b, &mark, 1, op, 0);
-    mdx_req_end(&b, mark);
-    int rc = send_all(c->fd, b.data, b.len);
-    mdx_buf_fini(&b);
-    return rc ? rc : md_reply(c, status, body, blen);
-}
-
-/* A value in a msgpack map by a path of keys ("snapshot", "last", "bytes"). */
-static int mp_path(const uint8_t *p, size_t n, const char *const *keys, mdx_mp_tok_t *out)
-{
-    const uint8_t *vs = p, *ve = p + n;
-    for (; *keys; keys++)
-        if (mdx_mp_map_find(vs, (size_t)(ve - vs), *keys, strlen(*keys), out, &vs, &ve) != 1)
-            return -1;
-    return 0;
-}
-
 /* One line "key:value" of a Redis INFO text. */
 static long long info_field(const char *info, const char *key)
 {
@@ -389,7 +217,7 @@ static char *redis_cmd(bconn_t *c, const char *const *argv, int argc)
         mdx_buf_append(&b, argv[i], strlen(argv[i]));
         mdx_buf_append(&b, "\r\n", 2);
     }
-    int rc = send_all(c->fd, b.data, b.len);
+    int rc = bench_send_all(c->fd, b.data, b.len);
     mdx_buf_fini(&b);
     if (rc)
         return NULL;
@@ -417,7 +245,7 @@ static char *redis_cmd(bconn_t *c, const char *const *argv, int argc)
             c->in.len -= c->off;
             c->off = 0;
         }
-        if (read_more(c))
+        if (bench_read_more(c))
             return NULL;
     }
 }
@@ -426,7 +254,7 @@ static char *redis_cmd(bconn_t *c, const char *const *argv, int argc)
 
 static int load_memdex(int port, const opts_t *o)
 {
-    bconn_t c = {tcp_connect(port), {0}, 0};
+    bconn_t c = {bench_tcp_connect(port), {0}, 0};
     if (c.fd < 0)
         return -1;
     mdx_buf_t b;
@@ -466,14 +294,14 @@ static int load_memdex(int port, const opts_t *o)
             pending++;
         }
         if (pending == 5000 || i == o->records) {
-            if (send_all(c.fd, b.data, b.len))
+            if (bench_send_all(c.fd, b.data, b.len))
                 rc = -1;
             b.len = 0;
             for (; pending && rc == 0; pending--) {
                 int st;
                 const uint8_t *body;
                 size_t bl;
-                if (md_reply(&c, &st, &body, &bl) || st)
+                if (bench_md_reply(&c, &st, &body, &bl) || st)
                     rc = -1;
                 done++;
             }
@@ -501,7 +329,7 @@ static void resp_word(mdx_buf_t *b, const void *s, size_t n)
  * Redis way of the two indexes. */
 static int load_redis(int port, const opts_t *o)
 {
-    bconn_t c = {tcp_connect(port), {0}, 0};
+    bconn_t c = {bench_tcp_connect(port), {0}, 0};
     if (c.fd < 0)
         return -1;
     mdx_buf_t b, body;
@@ -533,7 +361,7 @@ static int load_redis(int port, const opts_t *o)
             pending += 3;
         }
         if (pending >= 6000 || (i == o->records && pending)) {
-            if (send_all(c.fd, b.data, b.len))
+            if (bench_send_all(c.fd, b.data, b.len))
                 rc = -1;
             b.len = 0;
             /* Every reply is one line (+OK, :1). */
@@ -553,7 +381,7 @@ static int load_redis(int port, const opts_t *o)
                     c.in.len -= c.off;
                     c.off = 0;
                 }
-                if (read_more(&c))
+                if (bench_read_more(&c))
                     rc = -1;
             }
         }
@@ -570,21 +398,6 @@ static int load_redis(int port, const opts_t *o)
 /* ---- the closed-loop load: GETs, or GETs and PUTs ---- */
 
 enum { P_MEMDEX, P_REDIS };
-
-typedef struct {
-    int fd;
-    uint8_t *in;
-    size_t len, cap;
-    uint64_t t0;
-    int is_put;
-    mdx_buf_t out;
-} lconn_t;
-
-typedef struct {
-    bench_hist_t get, put;
-    uint64_t ops, errors, stalls;
-    double elapsed;
-} load_res_t;
 
 static void enc_op(int proto, lconn_t *c, bench_rng_t *rng, const opts_t *o, double write_frac)
 {
@@ -624,21 +437,8 @@ static void enc_op(int proto, lconn_t *c, bench_rng_t *rng, const opts_t *o, dou
 /* Bytes of one complete reply at the start of c->in (0: incomplete); *ok: a success. */
 static size_t reply_len(int proto, const lconn_t *c, int *ok)
 {
-    if (proto == P_MEMDEX) {
-        if (c->len < 4)
-            return 0;
-        size_t l =
-            (size_t)c->in[0] << 24 | (size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3];
-        if (c->len < 4 + l)
-            return 0;
-        uint64_t id;
-        int st;
-        const uint8_t *body;
-        size_t bl;
-        *ok = mdx_resp_decode(c->in + 4, l, &id, &st, &body, &bl) == 0 && st == 0 &&
-              !(bl == 1 && body[0] == 0xc0 && !c->is_put);
-        return 4 + l;
-    }
+    if (proto == P_MEMDEX)
+        return bench_md_reply_len(c, ok);
     const char *s = (const char *)c->in;
     const char *eol = c->len ? memmem(s, c->len, "\r\n", 2) : NULL;
     if (!eol)
@@ -654,86 +454,33 @@ static size_t reply_len(int proto, const lconn_t *c, int *ok)
     return head;
 }
 
+typedef struct {
+    int proto;
+    const opts_t *o;
+    double write_frac;
+} load_ctx_t;
+
+static void load_encode(void *data, lconn_t *c, bench_rng_t *rng)
+{
+    const load_ctx_t *x = data;
+    enc_op(x->proto, c, rng, x->o, x->write_frac);
+}
+
+static size_t load_reply_len(void *data, const lconn_t *c, int *ok)
+{
+    return reply_len(((const load_ctx_t *)data)->proto, c, ok);
+}
+
 /* Runs the closed-loop load for seconds. Each reply is counted in res[*phase] (res[0] when
  * phase is NULL): a helper thread flips the phase while a snapshot runs, so the two conditions
  * are measured alternately under the same background load. */
 static int run_load(int proto, int port, const opts_t *o, double write_frac, uint64_t seed,
                     double seconds, volatile int *phase, load_res_t res[2])
 {
-    for (int i = 0; i < 2; i++) {
-        memset(&res[i], 0, sizeof(res[i]));
-        if (bench_hist_init(&res[i].get) || bench_hist_init(&res[i].put))
-            return -1;
-    }
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    lconn_t *cs = calloc(o->conns, sizeof(*cs));
-    bench_rng_t rng;
-    bench_rng_seed(&rng, seed);
-    for (uint64_t i = 0; i < o->conns; i++) {
-        lconn_t *c = &cs[i];
-        c->fd = tcp_connect(port);
-        if (c->fd < 0) {
-            fprintf(stderr, "memdex-bench: snapshot: cannot connect to port %d\n", port);
-            return -1;
-        }
-        fcntl(c->fd, F_SETFL, O_NONBLOCK);
-        c->cap = 1 << 16;
-        c->in = malloc(c->cap);
-        mdx_buf_init(&c->out);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-        enc_op(proto, c, &rng, o, write_frac);
-        c->t0 = bench_now_ns();
-        send_all(c->fd, c->out.data, c->out.len);
-    }
-    uint64_t start = bench_now_ns(), end = start + (uint64_t)(seconds * 1e9), last = start;
-    struct epoll_event evs[64];
-    int rc = 0;
-    while (last < end && rc == 0) {
-        int n = epoll_wait(ep, evs, 64, 100);
-        int ph = phase ? *phase : 0;
-        load_res_t *r = &res[ph];
-        uint64_t t = bench_now_ns();
-        r->elapsed += (double)(t - last) / 1e9;
-        last = t;
-        for (int e = 0; e < n; e++) {
-            lconn_t *c = evs[e].data.ptr;
-            ssize_t k = recv(c->fd, c->in + c->len, c->cap - c->len, 0);
-            if (k <= 0) {
-                if (k < 0 && (errno == EAGAIN || errno == EINTR))
-                    continue;
-                rc = -1;
-                break;
-            }
-            c->len += (size_t)k;
-            int ok = 0;
-            size_t used = reply_len(proto, c, &ok);
-            if (!used) {
-                if (c->len == c->cap)
-                    c->in = realloc(c->in, c->cap *= 2);
-                continue;
-            }
-            uint64_t now = bench_now_ns(), lat = now - c->t0;
-            bench_hist_record(c->is_put ? &r->put : &r->get, lat);
-            r->ops++;
-            r->errors += !ok;
-            r->stalls += lat > STALL_NS;
-            memmove(c->in, c->in + used, c->len - used);
-            c->len -= used;
-            enc_op(proto, c, &rng, o, write_frac);
-            c->t0 = bench_now_ns();
-            if (send_all(c->fd, c->out.data, c->out.len))
-                rc = -1;
-        }
-    }
-    for (uint64_t i = 0; i < o->conns; i++) {
-        close(cs[i].fd);
-        free(cs[i].in);
-        mdx_buf_fini(&cs[i].out);
-    }
-    free(cs);
-    close(ep);
-    return rc;
+    load_ctx_t x = {proto, o, write_frac};
+    bench_load_t l = {port, o->conns,   seconds,     seed,           phase,
+                      NULL, "snapshot", load_encode, load_reply_len, &x};
+    return bench_load_run(&l, res, 2);
 }
 
 /* ---- snapshots in the background during a load ---- */
@@ -769,7 +516,7 @@ static int idle_window(snapper_t *s, bconn_t *c)
             int st;
             const uint8_t *body;
             size_t bl;
-            if (md_call(c, "stats", &st, &body, &bl))
+            if (bench_md_call(c, "stats", &st, &body, &bl))
                 return -1;
         } else {
             static const char *const persist[] = {"INFO", "persistence"};
@@ -785,7 +532,7 @@ static int idle_window(snapper_t *s, bconn_t *c)
 static void *memdex_snapper(void *arg)
 {
     snapper_t *s = arg;
-    bconn_t c = {tcp_connect(s->port), {0}, 0};
+    bconn_t c = {bench_tcp_connect(s->port), {0}, 0};
     int st;
     const uint8_t *body;
     size_t bl;
@@ -793,7 +540,7 @@ static void *memdex_snapper(void *arg)
         if (s->alternate && (idle_window(s, &c) || s->stop))
             break;
         s->phase = 1;
-        if (md_call(&c, "snapshot", &st, &body, &bl))
+        if (bench_md_call(&c, "snapshot", &st, &body, &bl))
             break;
         if (st && st != MDX_EBUSY) {
             s->failed++;
@@ -802,11 +549,11 @@ static void *memdex_snapper(void *arg)
         for (;;) {
             struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
-            if (md_call(&c, "stats", &st, &body, &bl) || st)
+            if (bench_md_call(&c, "stats", &st, &body, &bl) || st)
                 goto out;
             mdx_mp_tok_t t;
             static const char *const running[] = {"snapshot", "in_progress", NULL};
-            if (mp_path(body, bl, running, &t) == 0 && t.type == MDX_MP_BOOL && !t.v.b)
+            if (bench_mp_path(body, bl, running, &t) == 0 && t.type == MDX_MP_BOOL && !t.v.b)
                 break;
         }
         s->phase = 0;
@@ -814,15 +561,15 @@ static void *memdex_snapper(void *arg)
         static const char *const kres[] = {"snapshot", "last", "result", NULL};
         static const char *const kdur[] = {"snapshot", "last", "duration_ms", NULL};
         static const char *const kbytes[] = {"snapshot", "last", "bytes", NULL};
-        if (mp_path(body, bl, kres, &res) || res.len != 2 || memcmp(res.v.ptr, "OK", 2)) {
+        if (bench_mp_path(body, bl, kres, &res) || res.len != 2 || memcmp(res.v.ptr, "OK", 2)) {
             s->failed++;
             continue;
         }
         static const char *const kpause[] = {"snapshot", "last", "max_pause_us", NULL};
         mdx_mp_tok_t pause;
-        mp_path(body, bl, kdur, &dur);
-        mp_path(body, bl, kbytes, &bytes);
-        if (mp_path(body, bl, kpause, &pause) == 0 && (long long)pause.v.u > s->max_pause_us)
+        bench_mp_path(body, bl, kdur, &dur);
+        bench_mp_path(body, bl, kbytes, &bytes);
+        if (bench_mp_path(body, bl, kpause, &pause) == 0 && (long long)pause.v.u > s->max_pause_us)
             s->max_pause_us = (long long)pause.v.u;
         s->count++;
         s->dur_ms_sum += (double)dur.v.u;
@@ -838,7 +585,7 @@ out:
 static void *redis_snapper(void *arg)
 {
     snapper_t *s = arg;
-    bconn_t c = {tcp_connect(s->port), {0}, 0};
+    bconn_t c = {bench_tcp_connect(s->port), {0}, 0};
     static const char *const bgsave[] = {"BGSAVE"};
     static const char *const persist[] = {"INFO", "persistence"};
     static const char *const stats[] = {"INFO", "stats"};
@@ -858,9 +605,9 @@ static void *redis_snapper(void *arg)
         }
         for (;;) {
             pid_t child = child_of(s->pid);
-            long pss = proc_kb(s->pid, "smaps_rollup", "Pss:");
+            long pss = bench_proc_kb(s->pid, "smaps_rollup", "Pss:");
             if (child > 0) {
-                long cp = proc_kb(child, "smaps_rollup", "Pss:");
+                long cp = bench_proc_kb(child, "smaps_rollup", "Pss:");
                 if (cp > 0)
                     pss += cp;
             }
@@ -943,8 +690,8 @@ static int measure(int proto, int port, pid_t pid, const opts_t *o, server_res_t
         return -1;
     r->load_s = secs_since(t0);
     sleep(1);
-    r->rest_rss_kb = proc_kb(pid, "status", "VmRSS:");
-    r->rest_pss_kb = proc_kb(pid, "smaps_rollup", "Pss:");
+    r->rest_rss_kb = bench_proc_kb(pid, "status", "VmRSS:");
+    r->rest_pss_kb = bench_proc_kb(pid, "smaps_rollup", "Pss:");
     fprintf(stderr, "  loaded in %.1f s; resting RSS %ld MiB\n", r->load_s, r->rest_rss_kb / 1024);
 
     /* One snapshot of the idle server. */
@@ -969,14 +716,14 @@ static int measure(int proto, int port, pid_t pid, const opts_t *o, server_res_t
     reset_peak_rss(pid);
     if (run_load(proto, port, o, 0.5, 3, o->duration, NULL, r->writes))
         return -1;
-    r->writes_peak_kb = proc_kb(pid, "status", "VmHWM:");
+    r->writes_peak_kb = bench_proc_kb(pid, "status", "VmHWM:");
     fprintf(stderr, "  50%% writes, snapshots back to back...\n");
     reset_peak_rss(pid);
     snapper_start(&r->snap_writes, proto, port, pid, 0);
     rc = run_load(proto, port, o, 0.5, 4, o->duration, NULL, unused);
     r->writes[1] = unused[0];
     snapper_stop(&r->snap_writes);
-    r->writes_snap_peak_kb = proc_kb(pid, "status", "VmHWM:");
+    r->writes_snap_peak_kb = bench_proc_kb(pid, "status", "VmHWM:");
     r->ran = 1;
     return rc;
 }
@@ -1194,15 +941,10 @@ int bench_snapshot_main(int argc, char **argv)
     }
 
     if (rc == 0 && !o.no_server) {
-        char self[1024], path[1100], portstr[16];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        self[n > 0 ? n : 0] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(path, sizeof(path), "%s/memdexd", self);
+        char path[1100], portstr[16];
+        bench_sibling_path("memdexd", path, sizeof(path));
         const char *bin = o.memdexd ? o.memdexd : path;
-        int port = free_port();
+        int port = bench_free_port();
         snprintf(portstr, sizeof(portstr), "127.0.0.1:%d", port);
         snprintf(log, sizeof(log), "%s/memdexd.log", work);
         char step[24];
@@ -1214,15 +956,15 @@ int bench_snapshot_main(int argc, char **argv)
                                       "no",    o.step ? "--snapshot-step-records" : NULL,
                                       step,    NULL};
         fprintf(stderr, "memdexd (%s)...\n", bin);
-        pid_t pid = spawn_server(argv_m, log, port);
+        pid_t pid = bench_spawn(argv_m, log, port, -1);
         if (pid < 0 || measure(P_MEMDEX, port, pid, &o, &mr))
             rc = BENCH_EXIT_FAIL;
         if (pid > 0)
-            stop_server(pid);
+            bench_stop(pid);
     }
     if (rc == 0 && !o.no_server && !o.no_redis) {
         char portstr[16], rlog[1200];
-        int port = free_port();
+        int port = bench_free_port();
         snprintf(portstr, sizeof(portstr), "%d", port);
         snprintf(rlog, sizeof(rlog), "%s/redis.log", work);
         char rpath[1024];
@@ -1250,11 +992,11 @@ int bench_snapshot_main(int argc, char **argv)
                                           "bench.rdb", "--daemonize", "no",    "--protected-mode",
                                           "no",        NULL};
             fprintf(stderr, "redis (%s)...\n", bin);
-            pid_t pid = spawn_server(argv_r, rlog, port);
+            pid_t pid = bench_spawn(argv_r, rlog, port, -1);
             if (pid < 0 || measure(P_REDIS, port, pid, &o, &rr))
                 rc = BENCH_EXIT_FAIL;
             if (pid > 0)
-                stop_server(pid);
+                bench_stop(pid);
         }
     }
 
