@@ -376,7 +376,8 @@ mdx_hnode_t *mdx_htab_iter_next(const mdx_htab_t *h, mdx_htab_iter_t *it)
 
 size_t mdx_htab_grow_bytes(const mdx_htab_t *h)
 {
-    if (h->table[1] || h->count < h->size[0])
+    /* The same rule as mdx_htab_insert. */
+    if (h->table[1] || h->count < max_load(h->size[0]))
         return 0;
-    return pow2_at_least(h->count + 1) * sizeof(mdx_hnode_t *);
+    return size_for(h->count + 1) * sizeof(mdx_hnode_t *);
 }

@@ -214,15 +214,19 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         mdx_slnode_t *node;
         mdx_skiplist_ranks(&pl.ix->sl, lo, NULL, !pl.has_eq && q->lo_kind == MDX_BOUND_EXCL, NULL,
                            NULL, 0, &start, &end, &node);
-        for (; node && n < q->limit && !stopped && sl_below_hi(&pl, q, node);
-             node = mdx_skiplist_next(node)) {
-            mdx__rec_view(node->rec, &view);
+        int64_t now = mdx_store_now(c->store);
+        while (node && n < q->limit && !stopped && sl_below_hi(&pl, q, node)) {
+            const mdx_slnode_t *cur = node;
+            node = mdx_skiplist_next(node);
+            if (rec_hidden(cur->rec, now))
+                continue;
+            mdx__rec_view(cur->rec, &view);
             n++;
-            last = node->rec;
-            last_v = &node->value;
+            last = cur->rec;
+            last_v = &cur->value;
             stopped = cb && cb(data, &view);
         }
-        res->more = node && sl_below_hi(&pl, q, node);
+        res->more = node && sl_below_hi(&pl, q, node); /* as i < avail below */
     } else {
         const mdx_skiplist_t *sl = &pl.ix->sl;
         size_t start, end, lo_start;

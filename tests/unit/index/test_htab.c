@@ -269,6 +269,42 @@ static void test_first_insert_allocates_four_buckets_and_fourth_grows(void **sta
     free(it);
 }
 
+/* With no resize in progress grow_bytes names exactly the array the next insert allocates (0
+ * when it allocates none), by the same 3/4 rule as insert; while one is in progress it says 0. */
+static void test_grow_bytes_predicts_the_next_insert(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    item_t *it = make_items(N, 0);
+    mdx_htab_t h;
+    mdx_htab_init(&h);
+    size_t grows = 0, zero_while_resizing = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t predicted = mdx_htab_grow_bytes(&h);
+        int resizing = h.table[1] != NULL;
+        mdx_hnode_t **t0 = h.table[0], **t1 = h.table[1];
+        mdx_htab_insert(&h, &it[i].node);
+        size_t allocated = 0;
+        if (h.table[1] && h.table[1] != t1)
+            allocated = h.size[1] * sizeof(mdx_hnode_t *);
+        else if (!t0 && h.table[0])
+            allocated = h.size[0] * sizeof(mdx_hnode_t *);
+        /* While resizing, the insert's rehash step may finish the resize and then grow: only
+         * the prediction made with no resize in progress is exact. */
+        if (!resizing)
+            assert_int_equal(predicted, allocated);
+        else
+            zero_while_resizing += predicted == 0;
+        grows += allocated != 0;
+        if (i == 2) /* 3 elements in 4 buckets: the 4th insert grows to 8 */
+            assert_int_equal(mdx_htab_grow_bytes(&h), 8 * sizeof(mdx_hnode_t *));
+    }
+    assert_int_equal(grows, 8); /* 4, 8, 16, ..., 512 buckets */
+    assert_true(zero_while_resizing > 0);
+    mdx_htab_fini(&h);
+    free(it);
+}
+
 /* With every resize completed at once, sizes follow the thresholds exactly: grow to 2x when an
  * insert finds count at 3/4 of size, shrink when count < size / 8 to the power of two >=
  * 2 * count (min 4). */
@@ -1020,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_empty_table),
         cmocka_unit_test(test_insert_find_remove),
         cmocka_unit_test(test_first_insert_allocates_four_buckets_and_fourth_grows),
+        cmocka_unit_test(test_grow_bytes_predicts_the_next_insert),
         cmocka_unit_test(test_resize_thresholds),
         cmocka_unit_test(test_duplicates_find_next_returns_each_once),
         cmocka_unit_test(test_find_next_across_tables_and_rehash_steps),
