@@ -28,6 +28,30 @@
 /* Shrink when count < size / SHRINK_RATIO, to a load factor of about 1/2. */
 #define SHRINK_RATIO 8
 
+static size_t pow2_at_least(size_t n)
+{
+    size_t s = MIN_BUCKETS;
+    while (s < n && s <= SIZE_MAX / 2)
+        s <<= 1;
+    return s;
+}
+
+/* Elements a table of `size` buckets holds before it grows: a load factor of 3/4. A lookup
+ * that hits visits 1 + load/2 nodes on average, each a cache miss in a different record, so
+ * growing at 3/4 instead of 1 saves about a quarter of a miss per lookup (1.24 nodes instead
+ * of 1.48 at 1M elements). The price: the bucket array costs 10.7 to 21.3 bytes per element
+ * (8 to 16 at load 1). */
+static inline size_t max_load(size_t size)
+{
+    return size - size / 4;
+}
+
+/* Bucket count for n elements: the smallest power of two whose max_load is at least n. */
+static size_t size_for(size_t n)
+{
+    return pow2_at_least(n + (n + 2) / 3);
+}
+
 static inline size_t bucket_of(uint64_t hash, size_t size)
 {
     return (size_t)(hash & (uint64_t)(size - 1));
@@ -87,14 +111,6 @@ void mdx_htab_fini(mdx_htab_t *h)
     mdx_free(h->table[0]);
     mdx_free(h->table[1]);
     memset(h, 0, sizeof(*h));
-}
-
-static size_t pow2_at_least(size_t n)
-{
-    size_t s = MIN_BUCKETS;
-    while (s < n && s <= SIZE_MAX / 2)
-        s <<= 1;
-    return s;
 }
 
 /* Starts a resize to `size` buckets. An allocation failure is not an error: the table keeps
@@ -220,8 +236,8 @@ void mdx_htab_insert(mdx_htab_t *h, mdx_hnode_t *node)
     if (h->table[1])
         mdx_htab_rehash_step(h, 1);
     /* size[0] is 0 before the first allocation and in spill mode: both try to allocate. */
-    if (!h->table[1] && h->count >= h->size[0])
-        resize(h, pow2_at_least(h->count + 1));
+    if (!h->table[1] && h->count >= max_load(h->size[0]))
+        resize(h, size_for(h->count + 1));
 #if MDX_DEBUG
     int dummy;
     MDX_VERIFY(link_of(h, node, &dummy) == NULL);
@@ -360,7 +376,8 @@ mdx_hnode_t *mdx_htab_iter_next(const mdx_htab_t *h, mdx_htab_iter_t *it)
 
 size_t mdx_htab_grow_bytes(const mdx_htab_t *h)
 {
-    if (h->table[1] || h->count < h->size[0])
+    /* The same rule as mdx_htab_insert. */
+    if (h->table[1] || h->count < max_load(h->size[0]))
         return 0;
-    return pow2_at_least(h->count + 1) * sizeof(mdx_hnode_t *);
+    return size_for(h->count + 1) * sizeof(mdx_hnode_t *);
 }

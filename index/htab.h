@@ -3,10 +3,11 @@
  *
  * Callers embed an mdx_hnode_t in their own objects and set node->hash (XXH3 of the key)
  * before inserting; the table never allocates per element and never owns the elements. The
- * bucket array is a power of two. Growing or shrinking allocates a second array and moves a
- * few buckets per operation (Redis' dict does the same), so no single call rehashes the whole
- * table. A failed allocation of the new array is not an error: the table keeps working at a
- * higher load factor and tries again later, so insert never fails.
+ * bucket array is a power of two and grows when an insert would take the load past 3/4. Growing or
+ * shrinking allocates a second array and moves a few buckets per operation (Redis' dict does the
+ * same), so no single call rehashes the whole table. A failed allocation of the new array is not an
+ * error: the table keeps working at a higher load factor and tries again later, so insert never
+ * fails.
  *
  * Scanning uses a reverse-binary cursor: a full scan that starts at cursor 0 and continues until
  * the returned cursor is 0 sees every element that was in the table for the whole scan at least

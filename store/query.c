@@ -129,6 +129,16 @@ static void sl_range(const plan_t *pl, const mdx_query_t *q, size_t *start, size
                        first);
 }
 
+/* Whether a node is at or before the upper end of the value condition. */
+static int sl_below_hi(const plan_t *pl, const mdx_query_t *q, const mdx_slnode_t *n)
+{
+    if (pl->has_eq)
+        return mdx_value_cmp(&n->value, &pl->eq) <= 0;
+    if (!q->hi_kind)
+        return 1;
+    return mdx_value_cmp(&n->value, &pl->hi) < (q->hi_kind == MDX_BOUND_INCL);
+}
+
 static int set_cursor(mdx_coll_t *c, const mdx_value_t *v, const mdx_rec_t *r)
 {
     mdx_buf_t *b = &c->store->cursor;
@@ -196,6 +206,27 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         }
         res->more = i < avail;
         last_v = &pl.eq;
+    } else if (!q->desc && q->offset == 0 && !pl.has_after) {
+        /* A first ascending page needs no ranks: one descent to the first node of the range
+         * (no upper-bound search), then level 0 while the nodes are below the upper end. */
+        const mdx_value_t *lo = pl.has_eq ? &pl.eq : q->lo_kind ? &pl.lo : NULL;
+        size_t start, end;
+        mdx_slnode_t *node;
+        mdx_skiplist_ranks(&pl.ix->sl, lo, NULL, !pl.has_eq && q->lo_kind == MDX_BOUND_EXCL, NULL,
+                           NULL, 0, &start, &end, &node);
+        int64_t now = mdx_store_now(c->store);
+        while (node && n < q->limit && !stopped && sl_below_hi(&pl, q, node)) {
+            const mdx_slnode_t *cur = node;
+            node = mdx_skiplist_next(node);
+            if (rec_hidden(cur->rec, now))
+                continue;
+            mdx__rec_view(cur->rec, &view);
+            n++;
+            last = cur->rec;
+            last_v = &cur->value;
+            stopped = cb && cb(data, &view);
+        }
+        res->more = node && sl_below_hi(&pl, q, node); /* as i < avail below */
     } else {
         const mdx_skiplist_t *sl = &pl.ix->sl;
         size_t start, end, lo_start;

@@ -242,35 +242,72 @@ static void test_insert_find_remove(void **state)
     free(it);
 }
 
-static void test_first_insert_allocates_four_buckets_and_fifth_grows(void **state)
+static void test_first_insert_allocates_four_buckets_and_fourth_grows(void **state)
 {
     (void)state;
-    item_t *it = make_items(5, 0);
+    item_t *it = make_items(4, 0);
     mdx_htab_t h;
     mdx_htab_init(&h);
     mdx_htab_insert(&h, &it[0].node);
     assert_non_null(h.table[0]);
     assert_int_equal(h.size[0], 4);
     assert_null(h.table[1]);
-    for (size_t i = 1; i < 4; i++)
+    for (size_t i = 1; i < 3; i++)
         mdx_htab_insert(&h, &it[i].node);
-    assert_int_equal(h.size[0], 4); /* load factor 1 is allowed */
+    assert_int_equal(h.size[0], 4); /* load factor 3/4 is allowed */
     assert_null(h.table[1]);
-    mdx_htab_insert(&h, &it[4].node);
+    mdx_htab_insert(&h, &it[3].node);
     assert_non_null(h.table[1]);
     assert_int_equal(h.size[1], 8);
-    assert_int_equal(table_of(&h, &it[4].node), 1); /* inserts go to the new table */
+    assert_int_equal(table_of(&h, &it[3].node), 1); /* inserts go to the new table */
     check_structure(&h);
     assert_int_equal(mdx_htab_rehash_step(&h, SIZE_MAX), 0);
     assert_int_equal(h.size[0], 8);
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < 4; i++)
         assert_ptr_equal(find_key(&h, i), &it[i]);
     mdx_htab_fini(&h);
     free(it);
 }
 
-/* With every resize completed at once, sizes follow the thresholds exactly: grow to 2x when
- * count reaches size, shrink when count < size / 8 to the power of two >= 2 * count (min 4). */
+/* With no resize in progress grow_bytes names exactly the array the next insert allocates (0
+ * when it allocates none), by the same 3/4 rule as insert; while one is in progress it says 0. */
+static void test_grow_bytes_predicts_the_next_insert(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    item_t *it = make_items(N, 0);
+    mdx_htab_t h;
+    mdx_htab_init(&h);
+    size_t grows = 0, zero_while_resizing = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t predicted = mdx_htab_grow_bytes(&h);
+        int resizing = h.table[1] != NULL;
+        mdx_hnode_t **t0 = h.table[0], **t1 = h.table[1];
+        mdx_htab_insert(&h, &it[i].node);
+        size_t allocated = 0;
+        if (h.table[1] && h.table[1] != t1)
+            allocated = h.size[1] * sizeof(mdx_hnode_t *);
+        else if (!t0 && h.table[0])
+            allocated = h.size[0] * sizeof(mdx_hnode_t *);
+        /* While resizing, the insert's rehash step may finish the resize and then grow: only
+         * the prediction made with no resize in progress is exact. */
+        if (!resizing)
+            assert_int_equal(predicted, allocated);
+        else
+            zero_while_resizing += predicted == 0;
+        grows += allocated != 0;
+        if (i == 2) /* 3 elements in 4 buckets: the 4th insert grows to 8 */
+            assert_int_equal(mdx_htab_grow_bytes(&h), 8 * sizeof(mdx_hnode_t *));
+    }
+    assert_int_equal(grows, 8); /* 4, 8, 16, ..., 512 buckets */
+    assert_true(zero_while_resizing > 0);
+    mdx_htab_fini(&h);
+    free(it);
+}
+
+/* With every resize completed at once, sizes follow the thresholds exactly: grow to 2x when an
+ * insert finds count at 3/4 of size, shrink when count < size / 8 to the power of two >=
+ * 2 * count (min 4). */
 static void test_resize_thresholds(void **state)
 {
     (void)state;
@@ -278,31 +315,35 @@ static void test_resize_thresholds(void **state)
     item_t *it = make_items(N, 0);
     mdx_htab_t h;
     mdx_htab_init(&h);
-    size_t sizes[32], ns = 0;
+    size_t sizes[32], at_count[32], ns = 0;
     for (size_t i = 0; i < N; i++) {
         mdx_htab_insert(&h, &it[i].node);
         finish_resize(&h);
-        if (ns == 0 || sizes[ns - 1] != h.size[0])
-            sizes[ns++] = h.size[0];
-    }
-    static const size_t grow[] = {4, 8, 16, 32, 64, 128, 256, 512, 1024};
-    assert_int_equal(ns, sizeof(grow) / sizeof(grow[0]));
-    for (size_t i = 0; i < ns; i++)
-        assert_int_equal(sizes[i], grow[i]);
-
-    ns = 0;
-    size_t at_count[32];
-    for (size_t i = 0; i < N; i++) {
-        assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
-        finish_resize(&h);
-        if (h.size[0] != 1024 && (ns == 0 || sizes[ns - 1] != h.size[0])) {
+        if (ns == 0 || sizes[ns - 1] != h.size[0]) {
             at_count[ns] = h.count;
             sizes[ns++] = h.size[0];
         }
     }
-    static const size_t shrink[] = {256, 64, 16, 4};
-    static const size_t shrink_at[] = {127, 31, 7, 1};
-    assert_int_equal(ns, 4);
+    static const size_t grow[] = {4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048};
+    static const size_t grow_at[] = {1, 4, 7, 13, 25, 49, 97, 193, 385, 769};
+    assert_int_equal(ns, sizeof(grow) / sizeof(grow[0]));
+    for (size_t i = 0; i < ns; i++) {
+        assert_int_equal(sizes[i], grow[i]);
+        assert_int_equal(at_count[i], grow_at[i]);
+    }
+
+    ns = 0;
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
+        finish_resize(&h);
+        if (h.size[0] != 2048 && (ns == 0 || sizes[ns - 1] != h.size[0])) {
+            at_count[ns] = h.count;
+            sizes[ns++] = h.size[0];
+        }
+    }
+    static const size_t shrink[] = {512, 128, 32, 8, 4};
+    static const size_t shrink_at[] = {255, 63, 15, 3, 0};
+    assert_int_equal(ns, 5);
     for (size_t i = 0; i < ns; i++) {
         assert_int_equal(sizes[i], shrink[i]);
         assert_int_equal(at_count[i], shrink_at[i]);
@@ -413,11 +454,11 @@ static void test_find_next_across_tables_and_rehash_steps(void **state)
         mdx_htab_init(&h);
         for (size_t i = 0; i < D / 2; i++)
             mdx_htab_insert(&h, &dup[i].node);
-        for (size_t i = 0; h.count < F; i++)
+        for (size_t i = 0; h.count < F / 4 * 3; i++)
             mdx_htab_insert(&h, &fill[i].node);
         finish_resize(&h);
         assert_int_equal(h.size[0], F);
-        mdx_htab_insert(&h, &fill[F - D / 2].node); /* count == size: starts the resize */
+        mdx_htab_insert(&h, &fill[F - D / 2].node); /* count == 3/4 size: starts the resize */
         for (size_t i = D / 2; i < D; i++)
             mdx_htab_insert(&h, &dup[i].node);
         assert_non_null(h.table[1]);
@@ -500,14 +541,15 @@ static void test_replace_swaps_node_in_place(void **state)
 static void test_rehash_step_reports_remaining_work(void **state)
 {
     (void)state;
-    item_t *it = make_items(257, 0);
+    item_t *it = make_items(193, 0);
     mdx_htab_t h;
     mdx_htab_init(&h);
-    for (size_t i = 0; i < 256; i++)
+    for (size_t i = 0; i < 192; i++)
         mdx_htab_insert(&h, &it[i].node);
     finish_resize(&h);
+    assert_int_equal(h.size[0], 256);
     assert_int_equal(mdx_htab_rehash_step(&h, 1), 0);
-    mdx_htab_insert(&h, &it[256].node);
+    mdx_htab_insert(&h, &it[192].node);
     assert_int_equal(h.size[1], 512);
     size_t steps = 0;
     while (mdx_htab_rehash_step(&h, 1) == 1) {
@@ -516,19 +558,19 @@ static void test_rehash_step_reports_remaining_work(void **state)
     }
     assert_null(h.table[1]);
     assert_int_equal(h.size[0], 512);
-    assert_in_range(steps, 256 / MAX_ADVANCE, 256);
-    for (size_t i = 0; i < 257; i++)
+    assert_in_range(steps, 256 / MAX_ADVANCE, 192);
+    for (size_t i = 0; i < 193; i++)
         assert_ptr_equal(find_key(&h, i), &it[i]);
     mdx_htab_fini(&h);
     free(it);
 }
 
-/* Grows to 2^17 and back to empty one operation at a time; every operation during a resize
- * moves at most one bucket, and the biggest resizes span thousands of operations. */
+/* Grows to 2^17 buckets and back to empty one operation at a time; every operation during a
+ * resize moves at most one bucket, and the biggest resizes span thousands of operations. */
 static void test_resize_work_per_operation_is_bounded(void **state)
 {
     (void)state;
-    enum { N = 1 << 17 };
+    enum { N = 3 << 15 }; /* 3/4 of 2^17 */
     item_t *it = make_items(N, 0);
     mdx_htab_t h;
     mdx_htab_init(&h);
@@ -548,7 +590,7 @@ static void test_resize_work_per_operation_is_bounded(void **state)
      * steps, before the count doubles). The last one spans at least 65536 / 11 inserts. */
     assert_int_equal(resizes, 15);
     assert_null(h.table[1]);
-    assert_int_equal(h.size[0], N);
+    assert_int_equal(h.size[0], 1 << 17);
     assert_true(longest >= 65536 / MAX_ADVANCE);
     check_structure(&h);
 
@@ -731,7 +773,7 @@ static void test_scan_unmodified_table_returns_each_once(void **state)
         item_t *it = make_items(N, 0);
         mdx_htab_t h;
         mdx_htab_init(&h);
-        size_t n = mode == 1 ? 2048 : N; /* 2048 == size: the 2049th insert starts a grow */
+        size_t n = mode == 1 ? 1536 : N; /* 3/4 of 2048: the 1537th insert starts a grow */
         for (size_t i = 0; i < n; i++) {
             mdx_htab_insert(&h, &it[i].node);
             it[i].present = 1;
@@ -825,7 +867,7 @@ static void test_insert_never_fails_when_growth_allocation_fails(void **state)
     for (size_t i = 0; i < A; i++)
         mdx_htab_insert(&h, &it[i].node);
     finish_resize(&h);
-    assert_int_equal(h.size[0], 128);
+    assert_int_equal(h.size[0], 256);
 
     mdx_alloc_fail_after(0);
     for (size_t i = A; i < A + B; i++)
@@ -833,7 +875,7 @@ static void test_insert_never_fails_when_growth_allocation_fails(void **state)
     assert_int_equal(mdx_alloc_fail_triggered(), 1);
     assert_int_equal(mdx_htab_count(&h), A + B);
     assert_null(h.table[1]);
-    assert_int_equal(h.size[0], 128);
+    assert_int_equal(h.size[0], 256);
     for (size_t i = 0; i < A + B; i++)
         assert_ptr_equal(find_key(&h, i), &it[i]);
     for (size_t i = 0; i < A + B; i += 2)
@@ -844,7 +886,7 @@ static void test_insert_never_fails_when_growth_allocation_fails(void **state)
     /* The next insert retries and jumps straight to a size for the whole count. */
     mdx_htab_insert(&h, &it[A + B].node);
     assert_non_null(h.table[1]);
-    assert_int_equal(h.size[1], 4096); /* >= 2551 */
+    assert_int_equal(h.size[1], 4096); /* >= 4/3 * 2551 */
     finish_resize(&h);
     for (size_t i = 0; i <= A + B; i++)
         assert_ptr_equal(find_key(&h, i), i % 2 == 0 && i < A + B ? NULL : &it[i]);
@@ -894,11 +936,11 @@ static void test_insert_never_fails_when_first_allocation_fails(void **state)
     mdx_htab_insert(&h, &it[N].node); /* allocation works again: resize out of the spill */
     assert_null(h.table[0]);
     assert_non_null(h.table[1]);
-    assert_int_equal(h.size[1], 512);
-    assert_null(find_key(&h, 0)); /* one step moves the spill chain */
+    assert_int_equal(h.size[1], 1024); /* >= 4/3 * 401 */
+    assert_null(find_key(&h, 0));      /* one step moves the spill chain */
     assert_null(h.table[1]);
     assert_null(h.spill);
-    assert_int_equal(h.size[0], 512);
+    assert_int_equal(h.size[0], 1024);
     for (size_t i = 100; i < N - 4; i++)
         assert_ptr_equal(find_key(&h, i), &it[i]);
     assert_ptr_equal(find_key(&h, N), &it[N]);
@@ -920,13 +962,13 @@ static void test_shrink_allocation_failure_keeps_table(void **state)
     for (size_t i = 0; i < N; i++)
         mdx_htab_insert(&h, &it[i].node);
     finish_resize(&h);
-    assert_int_equal(h.size[0], 1024);
+    assert_int_equal(h.size[0], 2048);
     mdx_alloc_fail_after(0);
     for (size_t i = 0; i < 990; i++)
         assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
     assert_int_equal(mdx_alloc_fail_triggered(), 1);
     assert_null(h.table[1]);
-    assert_int_equal(h.size[0], 1024);
+    assert_int_equal(h.size[0], 2048);
     for (size_t i = 990; i < N; i++)
         assert_ptr_equal(find_key(&h, i), &it[i]);
     mdx_alloc_fail_reset();
@@ -957,7 +999,7 @@ static size_t iterate_marking(const mdx_htab_t *h)
 static void test_iter_visits_each_once(void **state)
 {
     (void)state;
-    enum { N = 2049 };
+    enum { N = 1537 }; /* 3/4 of 2048, plus one */
     item_t *it = make_items(N, 0);
     mdx_htab_t h;
     mdx_htab_init(&h);
@@ -987,7 +1029,7 @@ static void test_iter_allows_freeing_returned_nodes(void **state)
     (void)state;
     mdx_htab_t h;
     mdx_htab_init(&h);
-    for (uint64_t k = 0; k < 700; k++) {
+    for (uint64_t k = 0; k < 500; k++) {
         item_t *it = calloc(1, sizeof(*it));
         assert_non_null(it);
         it->key = k;
@@ -1002,7 +1044,7 @@ static void test_iter_allows_freeing_returned_nodes(void **state)
         free(item_of(node));
         n++;
     }
-    assert_int_equal(n, 700);
+    assert_int_equal(n, 500);
     mdx_htab_fini(&h);
     assert_null(h.table[0]);
     assert_int_equal(mdx_htab_count(&h), 0);
@@ -1013,7 +1055,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_table),
         cmocka_unit_test(test_insert_find_remove),
-        cmocka_unit_test(test_first_insert_allocates_four_buckets_and_fifth_grows),
+        cmocka_unit_test(test_first_insert_allocates_four_buckets_and_fourth_grows),
+        cmocka_unit_test(test_grow_bytes_predicts_the_next_insert),
         cmocka_unit_test(test_resize_thresholds),
         cmocka_unit_test(test_duplicates_find_next_returns_each_once),
         cmocka_unit_test(test_find_next_across_tables_and_rehash_steps),
