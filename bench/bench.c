@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "common/thp.h"
+#include "common/jemalloc_conf.h"
 
 int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
-#include "common/thp.h"
+#include "common/jemalloc_conf.h"
 #include "server/log.h"
 #include "server/server.h"
 
@@ -161,10 +161,25 @@ static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
  * When more is left (a mass expiry, a large invalidation), an idle handle keeps going in
  * slices of reclaim_slice_us, one per loop iteration, with requests served in between, until
  * nothing is left; then it stops, so an idle server does not spin. */
+/* One bounded run of the store's reclaim step, timed for stats. Returns 1 when work is left. */
+static int reclaim_run(mdx_server_t *srv, uint64_t budget_us)
+{
+    uint64_t t0 = uv_hrtime(), freed = 0;
+    int more = mdx_store_expire(srv->store, 0, budget_us, &freed);
+    if (freed) {
+        uint64_t us = (uv_hrtime() - t0) / 1000;
+        srv->stats.reclaim_runs++;
+        srv->stats.reclaim_freed += freed;
+        if (us > srv->stats.reclaim_max_us)
+            srv->stats.reclaim_max_us = us;
+    }
+    return more;
+}
+
 static void on_reclaim(uv_idle_t *h)
 {
     mdx_server_t *srv = h->data;
-    if (!mdx_store_expire(srv->store, 0, srv->cfg->reclaim_slice_us, NULL))
+    if (!reclaim_run(srv, srv->cfg->reclaim_slice_us))
         uv_idle_stop(h);
 }
 
@@ -179,7 +194,7 @@ static void on_expire(uv_timer_t *t)
     mdx_server_t *srv = t->data;
     if (uv_is_active((uv_handle_t *)&srv->reclaim_idle))
         return; /* already reclaiming in slices */
-    if (mdx_store_expire(srv->store, 0, srv->cfg->expire_budget_us, NULL))
+    if (reclaim_run(srv, srv->cfg->expire_budget_us))
         mdx_srv_reclaim_kick(srv);
 }
 

@@ -33,6 +33,9 @@ typedef struct {
     uint64_t commands[MDX_OP__COUNT];
     uint64_t errors[MDX_ERRNO_MAX];
     uint64_t output_limit_closes; /* clients cut off at output_limit */
+    uint64_t reclaim_runs;        /* expiry-timer runs and reclaim slices that freed records */
+    uint64_t reclaim_freed;       /* records they freed */
+    uint64_t reclaim_max_us;      /* the longest of them */
 } mdx_srv_stats_t;
 
 /* Snapshots as the server runs them (server/snapshot.c). */

@@ -60,7 +60,7 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     mdx_store_stats_t ss;
     mdx_store_stats(srv->store, &ss);
 
-    mdx_mp_put_map(out, 9 + NCACHE);
+    mdx_mp_put_map(out, 10 + NCACHE);
     PUT_LIT(out, "uptime_s");
     mdx_mp_put_uint(out, (uv_now(srv->loop) - s->start_ms) / 1000);
 
@@ -125,6 +125,15 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
         mdx_mp_put_uint(out, cs.capacity);
         put_cache(out, &cs.ops, cs.pending, cs.policy);
     }
+
+    PUT_LIT(out, "reclaim");
+    mdx_mp_put_map(out, 3);
+    PUT_LIT(out, "runs");
+    mdx_mp_put_uint(out, s->reclaim_runs);
+    PUT_LIT(out, "freed");
+    mdx_mp_put_uint(out, s->reclaim_freed);
+    PUT_LIT(out, "max_us");
+    mdx_mp_put_uint(out, s->reclaim_max_us);
 
     PUT_LIT(out, "snapshot");
     mdx_srv_snap_stats(srv, out);
