@@ -2,8 +2,9 @@
  * memdex import and export: NDJSON in and out, one record per line.
  *
  * Two line shapes (docs/cli.md, "Import and export"):
- *   without --key:  {"key": K, "body": {...}}   what export writes by default: any key (binary
- *                                               included) and any body round-trip exactly
+ *   without --key:  {"key": K, "body": {...}}   what export writes by default: any key, body,
+ *                   optional "ttl_ms", "tags"   TTL (ms left) and tags round-trip; lines without
+ *                                               the two options are the older format
  *   with --key F:   {...}                       the body itself; its field F is the key
  *
  * Import pipelines: requests are queued in batches of IMPORT_BATCH and flushed, and replies are
@@ -12,10 +13,10 @@
  * flight, so an error reply (which arrives later) is reported against its line. A bad line,
  * local or refused by the server, is reported and skipped; nothing else depends on it.
  *
- * Export walks the collection with scan. By default it sorts the records by key (the
- * protocol's order: integers, then strings, then binaries) and drops the duplicates a scan may
- * return, so the same data always exports to the same bytes; --unsorted streams in scan order
- * with constant memory.
+ * Export walks the collection with scan, then reads each page again with tags (mget with_tags)
+ * and TTLs (ttl_get; scan returns neither), pipelined. By default it sorts by key (integers,
+ * strings, binaries) and drops the duplicates a scan may return, so the same data exports to
+ * the same bytes; --unsorted streams in scan order with memory bounded by a page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #define IMPORT_WINDOW 8           /* batches in flight before the CLI waits for replies */
 #define IMPORT_READ   (1u << 20)  /* bytes per read() */
 #define EXPORT_PAGE   5000        /* records per scan page */
+#define EXPORT_MGET   5000        /* keys per mget (the protocol allows 10,000) */
 #define PROGRESS_NS   100000000LL /* redraw the progress bar at most every 100 ms */
 
 static int64_t now_ns(void)
@@ -44,6 +46,18 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Starts the args map of a request in sh->args: n members, the first {"coll": coll}. */
+static mdx_buf_t *args_coll(mdx_shell_t *sh, const char *coll, size_t coll_len, uint32_t n)
+{
+    mdx_buf_t *a = &sh->args;
+    a->len = 0;
+    a->err = 0;
+    mdx_mp_put_map(a, n);
+    mdx_mp_put_str(a, "coll", 4);
+    mdx_mp_put_str(a, coll, coll_len);
+    return a;
 }
 
 /* ---- import ---- */
@@ -160,6 +174,82 @@ static int is_key(const uint8_t *p, const uint8_t *e)
                                            t.type == MDX_MP_STR || t.type == MDX_MP_BIN);
 }
 
+/* The members of a {"key", "body"[, "ttl_ms"][, "tags"]} line, as value ranges (NULL when
+ * absent). */
+typedef struct {
+    const uint8_t *ks, *ke, *bs, *be, *ts, *te, *gs, *ge;
+} rec_line_t;
+
+/* Splits the top-level map [p, e) into the members of a record line in one pass. Returns 0, or
+ * -1 when a member is missing, repeated or unknown. */
+static int rec_members(const uint8_t *p, const uint8_t *e, rec_line_t *l)
+{
+    static const char *const names[] = {"key", "body", "ttl_ms", "tags"};
+    const uint8_t **slot[][2] = {
+        {&l->ks, &l->ke}, {&l->bs, &l->be}, {&l->ts, &l->te}, {&l->gs, &l->ge}};
+    mdx_mp_tok_t m, k;
+    memset(l, 0, sizeof(*l));
+    if (mdx_mp_read(&p, e, &m) || m.type != MDX_MP_MAP)
+        return -1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        if (mdx_mp_read(&p, e, &k) || k.type != MDX_MP_STR)
+            return -1;
+        const uint8_t *v = p;
+        if (mdx_mp_skip(&p, e, MDX_MP_MAX_DEPTH))
+            return -1;
+        size_t j = 0;
+        while (j < 4 && !(strlen(names[j]) == k.len && memcmp(k.v.ptr, names[j], k.len) == 0))
+            j++;
+        if (j == 4 || *slot[j][0])
+            return -1;
+        *slot[j][0] = v;
+        *slot[j][1] = p;
+    }
+    return l->ks && l->bs ? 0 : -1;
+}
+
+/* A line's ttl_ms: the milliseconds the record has left, an integer of at least 1 (0 would
+ * mean "never expires" to put, which is what leaving ttl_ms out says). The server checks the
+ * upper limit. Returns 0 with *ms, or -1. */
+static int line_ttl(const uint8_t *p, const uint8_t *e, uint64_t *ms)
+{
+    mdx_mp_tok_t t;
+    if (mdx_mp_read(&p, e, &t))
+        return -1;
+    if (t.type == MDX_MP_INT && t.v.i >= 1)
+        *ms = (uint64_t)t.v.i;
+    else if (t.type == MDX_MP_UINT)
+        *ms = t.v.u;
+    else
+        return -1;
+    return 0;
+}
+
+/* A line's tags, checked as put checks them (docs/protocol.md, "Values": 0 to 16 distinct
+ * strings of 1 to 128 bytes) so that a bad line is caught before it is sent, under the
+ * error name the server would give. Returns NULL, or the error name with msg filled. */
+static const char *line_tags(const uint8_t *p, const uint8_t *e, char *msg, size_t msglen)
+{
+    mdx_mp_tok_t a, t[16];
+    if (mdx_mp_read(&p, e, &a) || a.type != MDX_MP_ARRAY || a.len > 16) {
+        snprintf(msg, msglen, "tags must be an array of at most 16 strings");
+        return "BADARGS";
+    }
+    for (uint32_t i = 0; i < a.len; i++) {
+        if (mdx_mp_read(&p, e, &t[i]) || t[i].type != MDX_MP_STR || t[i].len < 1 ||
+            t[i].len > 128) {
+            snprintf(msg, msglen, "tag %u must be a string of 1 to 128 bytes", i + 1);
+            return "BADARGS";
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (t[j].len == t[i].len && memcmp(t[j].v.ptr, t[i].v.ptr, t[i].len) == 0) {
+                snprintf(msg, msglen, "tag %u repeats tag %u", i + 1, j + 1);
+                return "INVAL";
+            }
+    }
+    return NULL;
+}
+
 /* One line of input: parse, build the put, queue it. Returns 0, or -1 on a fatal error. */
 static int import_line(imp_t *im, const char *s, size_t n, uint64_t lineno)
 {
@@ -181,7 +271,8 @@ static int import_line(imp_t *im, const char *s, size_t n, uint64_t lineno)
         line_error(im, lineno, mdx_err_name(rc), msg);
         return 0;
     }
-    const uint8_t *e = b->data + b->len, *ks, *ke, *bs, *be;
+    const uint8_t *e = b->data + b->len;
+    rec_line_t l;
     uint32_t members = 0;
     if (b->data[0] < 0x80 || (b->data[0] > 0x8f && b->data[0] != 0xde && b->data[0] != 0xdf)) {
         line_error(im, lineno, "INVAL", "a record must be a JSON object");
@@ -189,42 +280,57 @@ static int import_line(imp_t *im, const char *s, size_t n, uint64_t lineno)
     }
     char msg[400];
     if (im->key_field) {
-        if (!top_field(b->data, e, im->key_field, im->key_len, &ks, &ke, &members)) {
+        memset(&l, 0, sizeof(l));
+        if (!top_field(b->data, e, im->key_field, im->key_len, &l.ks, &l.ke, &members)) {
             snprintf(msg, sizeof(msg), "no field '%s' (the key, from --key)", im->key_field);
             line_error(im, lineno, "INVAL", msg);
             return 0;
         }
-        bs = b->data;
-        be = e;
-    } else {
-        if (!top_field(b->data, e, "key", 3, &ks, &ke, &members) ||
-            !top_field(b->data, e, "body", 4, &bs, &be, &members) || members != 2) {
-            line_error(im, lineno, "INVAL",
-                       "expected {\"key\": K, \"body\": {...}} (or give --key FIELD)");
-            return 0;
-        }
+        l.bs = b->data;
+        l.be = e;
+    } else if (rec_members(b->data, e, &l)) {
+        line_error(im, lineno, "INVAL",
+                   "expected {\"key\": K, \"body\": {...}} with optional \"ttl_ms\" and "
+                   "\"tags\" (or give --key FIELD)");
+        return 0;
     }
-    if (!is_key(ks, ke)) {
+    if (!is_key(l.ks, l.ke)) {
         snprintf(msg, sizeof(msg), "the key ('%s') must be an integer, a string or binary",
                  im->key_field ? im->key_field : "key");
         line_error(im, lineno, "BADKEY", msg);
         return 0;
     }
+    uint64_t ttl = 0;
+    if (l.ts && line_ttl(l.ts, l.te, &ttl)) {
+        line_error(im, lineno, "BADARGS",
+                   "ttl_ms must be an integer of at least 1 (the milliseconds left)");
+        return 0;
+    }
+    const char *tag_err = l.gs ? line_tags(l.gs, l.ge, msg, sizeof(msg)) : NULL;
+    if (tag_err) {
+        line_error(im, lineno, tag_err, msg);
+        return 0;
+    }
 
-    /* The request's args: {coll, key, body[, mode]}. */
-    mdx_buf_t *a = &im->sh->args;
-    a->len = 0;
-    a->err = 0;
-    mdx_mp_put_map(a, im->mode ? 4 : 3);
-    mdx_mp_put_str(a, "coll", 4);
-    mdx_mp_put_str(a, im->coll, im->coll_len);
+    /* The request's args: {coll, key, body[, mode][, ttl_ms][, tags]}. A line without ttl_ms
+     * sends none, so the collection's default TTL applies, as it did before lines had one. */
+    mdx_buf_t *a = args_coll(im->sh, im->coll, im->coll_len,
+                             3 + (im->mode != NULL) + (l.ts != NULL) + (l.gs != NULL));
     mdx_mp_put_str(a, "key", 3);
-    mdx_buf_append(a, ks, (size_t)(ke - ks));
+    mdx_buf_append(a, l.ks, (size_t)(l.ke - l.ks));
     mdx_mp_put_str(a, "body", 4);
-    mdx_buf_append(a, bs, (size_t)(be - bs));
+    mdx_buf_append(a, l.bs, (size_t)(l.be - l.bs));
     if (im->mode) {
         mdx_mp_put_str(a, "mode", 4);
         mdx_mp_put_str(a, im->mode, strlen(im->mode));
+    }
+    if (l.ts) {
+        mdx_mp_put_str(a, "ttl_ms", 6);
+        mdx_mp_put_uint(a, ttl);
+    }
+    if (l.gs) {
+        mdx_mp_put_str(a, "tags", 4);
+        mdx_buf_append(a, l.gs, (size_t)(l.ge - l.gs));
     }
     if (a->err) {
         mdx__print_error("NOMEM", "out of memory");
@@ -444,25 +550,299 @@ static int key_equals(const uint8_t *k, const uint8_t *ke, const uint8_t *v, con
     }
 }
 
+/* What an export carries from page to page. */
+typedef struct {
+    mdx_shell_t *sh;
+    const char *coll;
+    int unsorted;
+    mdx_buf_t arena; /* sorted: key bytes and lines */
+    mdx_buf_t recs;  /* sorted: an exp_rec_t per line */
+    size_t nrec;
+    mdx_buf_t keys; /* the page's keys, msgpack, back to back */
+    mdx_buf_t kend; /* the end offset (size_t) of each key in keys */
+    mdx_buf_t got;  /* a copy of an mget reply */
+    mdx_buf_t ttls; /* an int64_t per key of a chunk: ms left, -1 none, EXP_GONE */
+} exp_t;
+
+#define EXP_GONE INT64_MIN
+
+/* The line in sh->text belongs to the record with key [ks, ke): writes it (--unsorted) or keeps
+ * it for sorting. Returns 0, or an exit status after printing the error. */
+static int emit(exp_t *x, const uint8_t *ks, const uint8_t *ke)
+{
+    mdx_buf_t *t = &x->sh->text;
+    if (t->err) {
+        mdx__print_error("NOMEM", "out of memory");
+        return MDX_EXIT_ERR;
+    }
+    if (x->unsorted) {
+        if (mdx__write_out(t->data, t->len)) {
+            fprintf(stderr, "error: IO: writing the output: %s\n", strerror(errno));
+            return MDX_EXIT_ERR;
+        }
+        return 0;
+    }
+    exp_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    mdx_mp_tok_t kt;
+    const uint8_t *q = ks;
+    if (mdx_mp_read(&q, ke, &kt)) {
+        mdx__print_error("PROTO", "unexpected key in a reply");
+        return MDX_EXIT_ERR;
+    }
+    if (kt.type == MDX_MP_INT) {
+        rec.neg = kt.v.i < 0;
+        rec.iv = (uint64_t)kt.v.i;
+    } else if (kt.type == MDX_MP_UINT) {
+        rec.iv = kt.v.u;
+    } else {
+        rec.cls = kt.type == MDX_MP_STR ? 1 : 2;
+        rec.koff = x->arena.len;
+        rec.klen = kt.len;
+        mdx_buf_append(&x->arena, kt.v.ptr, kt.len);
+    }
+    rec.loff = x->arena.len;
+    rec.llen = t->len;
+    mdx_buf_append(&x->arena, t->data, t->len);
+    mdx_buf_append(&x->recs, &rec, sizeof(rec));
+    if (x->arena.err || x->recs.err) {
+        mdx__print_error("NOMEM", "out of memory");
+        return MDX_EXIT_ERR;
+    }
+    x->nrec++;
+    return 0;
+}
+
+/* Reads the {"body": body, "tags": [...]} map of an mget with_tags reply at *p. Returns 0 with
+ * the two values' ranges, or -1. */
+static int tagged_record(const uint8_t **p, const uint8_t *e, const uint8_t **bs,
+                         const uint8_t **be, const uint8_t **gs, const uint8_t **ge)
+{
+    mdx_mp_tok_t m, k;
+    *bs = *gs = NULL;
+    if (mdx_mp_read(p, e, &m) || m.type != MDX_MP_MAP)
+        return -1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        if (mdx_mp_read(p, e, &k) || k.type != MDX_MP_STR)
+            return -1;
+        const uint8_t *v = *p;
+        if (mdx_mp_skip(p, e, MDX_MP_MAX_DEPTH))
+            return -1;
+        if (k.len == 4 && memcmp(k.v.ptr, "body", 4) == 0) {
+            *bs = v;
+            *be = *p;
+        } else if (k.len == 4 && memcmp(k.v.ptr, "tags", 4) == 0) {
+            *gs = v;
+            *ge = *p;
+        }
+    }
+    return *bs && *gs ? 0 : -1;
+}
+
+/* Keys [from, to) of the page: their bodies and tags (one mget with with_tags) and their TTLs
+ * (a ttl_get each: scan and mget do not return expiry times), all queued behind one flush, so
+ * a chunk costs one round trip. The mget runs first: a record it returns that a ttl_get then
+ * misses expired or was deleted in between, and is left out like one mget missed. Every reply
+ * is read even after an error, so the connection stays in step. Returns 0 or an exit status
+ * after printing the error. */
+static int export_chunk(exp_t *x, size_t from, size_t to)
+{
+    mdx_shell_t *sh = x->sh;
+    const size_t *kend = (const size_t *)(void *)x->kend.data;
+    size_t n = to - from, coll_len = strlen(x->coll);
+    size_t k0 = from ? kend[from - 1] : 0;
+    mdx_cli_reply_t r;
+    mdx_buf_t *a = args_coll(sh, x->coll, coll_len, 3);
+    mdx_mp_put_str(a, "keys", 4);
+    mdx_mp_put_array(a, (uint32_t)n);
+    mdx_buf_append(a, x->keys.data + k0, kend[to - 1] - k0);
+    mdx_mp_put_str(a, "with_tags", 9);
+    mdx_mp_put_bool(a, 1);
+    if (a->err) {
+        mdx__print_error("NOMEM", "out of memory");
+        return MDX_EXIT_ERR;
+    }
+    size_t queued = 0;
+    int status = 0;
+    if (mdx__conn_queue(sh, "mget", a->data, a->len, &r) == 0)
+        queued++;
+    else
+        status = mdx__reply_fail(&r);
+    for (size_t i = from; i < to && !status; i++) {
+        size_t ks = i ? kend[i - 1] : 0;
+        args_coll(sh, x->coll, coll_len, 2);
+        mdx_mp_put_str(a, "key", 3);
+        mdx_buf_append(a, x->keys.data + ks, kend[i] - ks);
+        if (a->err) {
+            mdx__print_error("NOMEM", "out of memory");
+            status = MDX_EXIT_ERR;
+        } else if (mdx__conn_queue(sh, "ttl_get", a->data, a->len, &r) == 0) {
+            queued++;
+        } else {
+            status = mdx__reply_fail(&r);
+        }
+    }
+    x->ttls.len = 0;
+    x->got.len = 0;
+    for (size_t i = 0; i < queued; i++) {
+        mdx__conn_next(sh, &r);
+        if (r.kind == MDX_CLI_TRANSPORT)
+            return mdx__reply_fail(&r); /* everything pending was dropped */
+        if (status)
+            continue;
+        if (i == 0) {
+            if (r.kind != MDX_CLI_OK)
+                status = mdx__reply_fail(&r);
+            else
+                mdx_buf_append(&x->got, r.body, r.body_len);
+            continue;
+        }
+        int64_t ms = EXP_GONE;
+        if (r.kind == MDX_CLI_OK) {
+            const uint8_t *q = r.body;
+            mdx_mp_tok_t t;
+            if (mdx_mp_read(&q, r.body + r.body_len, &t) || t.type != MDX_MP_INT) {
+                mdx__print_error("PROTO", "unexpected ttl_get reply");
+                status = MDX_EXIT_ERR;
+                continue;
+            }
+            ms = t.v.i;
+        } else if (r.kind != MDX_CLI_SERVER || r.code != MDX_ENOTFOUND) {
+            status = mdx__reply_fail(&r);
+            continue;
+        }
+        mdx_buf_append(&x->ttls, &ms, sizeof(ms));
+    }
+    if (status)
+        return status;
+    if (x->got.err || x->ttls.err) {
+        mdx__print_error("NOMEM", "out of memory");
+        return MDX_EXIT_ERR;
+    }
+
+    /* [null | {"body": body, "tags": [str, ...]}, ...], one per key, in the keys' order. */
+    const int64_t *ttls = (const int64_t *)(void *)x->ttls.data;
+    const uint8_t *p = x->got.data, *e = x->got.data + x->got.len;
+    mdx_mp_tok_t arr;
+    if (mdx_mp_read(&p, e, &arr) || arr.type != MDX_MP_ARRAY || arr.len != n) {
+        mdx__print_error("PROTO", "unexpected mget reply");
+        return MDX_EXIT_ERR;
+    }
+    mdx_buf_t *t = &sh->text;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *bs, *be, *gs, *ge, *q = p;
+        mdx_mp_tok_t v;
+        if (mdx_mp_read(&q, e, &v)) {
+            mdx__print_error("PROTO", "unexpected mget reply");
+            return MDX_EXIT_ERR;
+        }
+        if (v.type == MDX_MP_NIL) {
+            p = q;
+            continue; /* absent or expired by now */
+        }
+        if (tagged_record(&p, e, &bs, &be, &gs, &ge)) {
+            mdx__print_error("PROTO", "unexpected mget reply");
+            return MDX_EXIT_ERR;
+        }
+        /* ttl_get gives -1 for no expiry, else the ms left; 0 left is expired (and put would
+         * take ttl_ms 0 as "never"). */
+        int64_t ms = ttls[i];
+        if (ms == EXP_GONE || ms == 0 || ms < -1)
+            continue;
+        const uint8_t *ks = x->keys.data + (from + i ? kend[from + i - 1] : 0);
+        const uint8_t *ke = x->keys.data + kend[from + i];
+        int bad = 0;
+        t->len = 0;
+        t->err = 0;
+        mdx_buf_append(t, "{\"key\":", 7);
+        q = ks;
+        bad |= mdx__mp_to_json(&q, ke, t);
+        if (ms > 0) {
+            char num[32];
+            int len = snprintf(num, sizeof(num), ",\"ttl_ms\":%lld", (long long)ms);
+            mdx_buf_append(t, num, (size_t)len);
+        }
+        q = gs;
+        if (mdx_mp_read(&q, ge, &v) || v.type != MDX_MP_ARRAY) {
+            mdx__print_error("PROTO", "unexpected mget reply");
+            return MDX_EXIT_ERR;
+        }
+        if (v.len > 0) {
+            mdx_buf_append(t, ",\"tags\":", 8);
+            q = gs;
+            bad |= mdx__mp_to_json(&q, ge, t);
+        }
+        mdx_buf_append(t, ",\"body\":", 8);
+        q = bs;
+        bad |= mdx__mp_to_json(&q, be, t);
+        mdx_buf_append(t, "}\n", 2);
+        if (bad) {
+            mdx__print_error(t->err ? "NOMEM" : "PROTO",
+                             t->err ? "out of memory" : "unexpected mget reply");
+            return MDX_EXIT_ERR;
+        }
+        int rc = emit(x, ks, ke);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Builds the --key line (the body alone) of the record with key [ks, ks) and body [bs, be) in
+ * sh->text. Returns 0, 1 when the body does not hold its key in key_field (reported), or an
+ * exit status. */
+static int key_field_line(exp_t *x, const char *key_field, const uint8_t *ks, const uint8_t *ke,
+                          const uint8_t *bs, const uint8_t *be)
+{
+    const uint8_t *vs, *ve;
+    uint32_t members;
+    if (!top_field(bs, be, key_field, strlen(key_field), &vs, &ve, &members) ||
+        !key_equals(ks, ke, vs, ve)) {
+        /* Importing this line with --key would give another key: refuse it. */
+        mdx_buf_t kj;
+        mdx_buf_init(&kj);
+        const uint8_t *q = ks;
+        mdx__mp_to_json(&q, ke, &kj);
+        mdx_buf_append(&kj, "", 1);
+        fprintf(stderr,
+                "error: INVAL: record %s: its body's field '%s' does not hold its key; export "
+                "without --key to keep it\n",
+                kj.err ? "?" : (const char *)kj.data, key_field);
+        mdx_buf_fini(&kj);
+        return 1;
+    }
+    mdx_buf_t *t = &x->sh->text;
+    t->len = 0;
+    t->err = 0;
+    const uint8_t *q = bs;
+    if (mdx__mp_to_json(&q, be, t) && !t->err) {
+        mdx__print_error("PROTO", "unexpected scan reply");
+        return MDX_EXIT_ERR;
+    }
+    mdx_buf_append(t, "\n", 1);
+    return 0;
+}
+
 int mdx__cmd_export(mdx_shell_t *sh, const char *coll, const char *key_field, int unsorted)
 {
     int rc;
     if (!sh->client && (rc = mdx__conn_init(sh)) != 0)
         return rc;
-    mdx_buf_t arena, recs;
-    mdx_buf_init(&arena);
-    mdx_buf_init(&recs);
-    mdx_buf_t *t = &sh->text;
+    exp_t x;
+    memset(&x, 0, sizeof(x));
+    x.sh = sh;
+    x.coll = coll;
+    x.unsorted = unsorted;
+    mdx_buf_init(&x.arena);
+    mdx_buf_init(&x.recs);
+    mdx_buf_init(&x.keys);
+    mdx_buf_init(&x.kend);
+    mdx_buf_init(&x.got);
+    mdx_buf_init(&x.ttls);
     uint64_t cursor = 0, mismatched = 0;
-    size_t nrec = 0;
     int status = MDX_EXIT_OK;
     do {
-        mdx_buf_t *a = &sh->args;
-        a->len = 0;
-        a->err = 0;
-        mdx_mp_put_map(a, 3);
-        mdx_mp_put_str(a, "coll", 4);
-        mdx_mp_put_str(a, coll, strlen(coll));
+        mdx_buf_t *a = args_coll(sh, coll, strlen(coll), 3);
         mdx_mp_put_str(a, "cursor", 6);
         mdx_mp_put_uint(a, cursor);
         mdx_mp_put_str(a, "limit", 5);
@@ -504,117 +884,71 @@ int mdx__cmd_export(mdx_shell_t *sh, const char *coll, const char *key_field, in
             status = MDX_EXIT_ERR;
             break;
         }
+        /* With --key the scan's bodies are the lines. Otherwise only its keys are kept: the
+         * bodies come again with their tags from mget, at the moment their TTL is read. */
+        x.keys.len = 0;
+        x.kend.len = 0;
         p = recp;
-        for (uint32_t i = 0; i < nr && !bad; i++) {
+        for (uint32_t i = 0; i < nr && !status; i++) {
             mdx_mp_tok_t pr;
-            if (mdx_mp_read(&p, e, &pr) || pr.type != MDX_MP_ARRAY || pr.len != 2) {
-                bad = 1;
-                break;
+            const uint8_t *ks = NULL, *ke = NULL, *be = NULL;
+            bad = mdx_mp_read(&p, e, &pr) || pr.type != MDX_MP_ARRAY || pr.len != 2;
+            if (!bad) {
+                ks = p;
+                bad = mdx_mp_skip(&p, e, MDX_MP_MAX_DEPTH) != 0;
+                ke = p;
             }
-            const uint8_t *ks = p;
-            if (mdx_mp_skip(&p, e, MDX_MP_MAX_DEPTH)) {
-                bad = 1;
-                break;
-            }
-            const uint8_t *ke = p, *bs = p;
-            if (mdx_mp_skip(&p, e, MDX_MP_MAX_DEPTH)) {
-                bad = 1;
-                break;
-            }
-            const uint8_t *be = p;
-            t->len = 0;
-            if (key_field) {
-                const uint8_t *vs, *ve;
-                uint32_t members;
-                if (!top_field(bs, be, key_field, strlen(key_field), &vs, &ve, &members) ||
-                    !key_equals(ks, ke, vs, ve)) {
-                    /* Importing this line with --key would give another key: refuse it. */
-                    mdx_buf_t kj;
-                    mdx_buf_init(&kj);
-                    const uint8_t *q = ks;
-                    mdx__mp_to_json(&q, ke, &kj);
-                    mdx_buf_append(&kj, "", 1);
-                    fprintf(stderr,
-                            "error: INVAL: record %s: its body's field '%s' does not hold its "
-                            "key; export without --key to keep it\n",
-                            kj.err ? "?" : (const char *)kj.data, key_field);
-                    mdx_buf_fini(&kj);
-                    mismatched++;
-                    continue;
-                }
-                const uint8_t *q = bs;
-                bad = mdx__mp_to_json(&q, be, t) != 0;
-            } else {
-                const uint8_t *q = ks;
-                mdx_buf_append(t, "{\"key\":", 7);
-                bad = mdx__mp_to_json(&q, ke, t) != 0;
-                mdx_buf_append(t, ",\"body\":", 8);
-                q = bs;
-                bad = bad || mdx__mp_to_json(&q, be, t) != 0;
-                mdx_buf_append(t, "}", 1);
-            }
-            mdx_buf_append(t, "\n", 1);
-            if (bad || t->err)
-                break;
-            if (unsorted) {
-                if (mdx__write_out(t->data, t->len)) {
-                    bad = 1;
-                    break;
-                }
-                continue;
-            }
-            exp_rec_t rec;
-            memset(&rec, 0, sizeof(rec));
-            mdx_mp_tok_t kt;
-            const uint8_t *q = ks;
-            mdx_mp_read(&q, ke, &kt);
-            if (kt.type == MDX_MP_INT) {
-                rec.neg = kt.v.i < 0;
-                rec.iv = (uint64_t)kt.v.i;
-            } else if (kt.type == MDX_MP_UINT) {
-                rec.iv = kt.v.u;
-            } else {
-                rec.cls = kt.type == MDX_MP_STR ? 1 : 2;
-                rec.koff = arena.len;
-                rec.klen = kt.len;
-                mdx_buf_append(&arena, kt.v.ptr, kt.len);
-            }
-            rec.loff = arena.len;
-            rec.llen = t->len;
-            mdx_buf_append(&arena, t->data, t->len);
-            mdx_buf_append(&recs, &rec, sizeof(rec));
-            nrec++;
-        }
-        if (bad || arena.err || recs.err || t->err) {
-            mdx__print_error(arena.err || recs.err || t->err ? "NOMEM" : "PROTO",
-                             arena.err || recs.err || t->err ? "out of memory"
-                                                             : "unexpected scan reply");
-            status = MDX_EXIT_ERR;
-            break;
-        }
-    } while (cursor != 0);
-
-    if (status == MDX_EXIT_OK && !unsorted && nrec) {
-        exp_rec_t *rv = (exp_rec_t *)(void *)recs.data;
-        g_arena = arena.data;
-        /* Stable for equal keys is not needed: duplicates are the same record. */
-        qsort(rv, nrec, sizeof(exp_rec_t), rec_cmp);
-        for (size_t i = 0; i < nrec; i++) {
-            if (i + 1 < nrec && same_key(&rv[i], &rv[i + 1]))
-                continue; /* a scan may return a record twice; keep one */
-            if (mdx__write_out(arena.data + rv[i].loff, rv[i].llen)) {
+            bad = bad || mdx_mp_skip(&p, e, MDX_MP_MAX_DEPTH) != 0;
+            be = p;
+            if (bad) {
+                mdx__print_error("PROTO", "unexpected scan reply");
                 status = MDX_EXIT_ERR;
                 break;
             }
+            if (!key_field) {
+                mdx_buf_append(&x.keys, ks, (size_t)(ke - ks));
+                mdx_buf_append(&x.kend, &x.keys.len, sizeof(size_t));
+                continue;
+            }
+            rc = key_field_line(&x, key_field, ks, ke, ke, be);
+            if (rc == 1)
+                mismatched++;
+            else if (rc || (rc = emit(&x, ks, ke)) != 0)
+                status = rc;
+        }
+        if (!status && (x.keys.err || x.kend.err)) {
+            mdx__print_error("NOMEM", "out of memory");
+            status = MDX_EXIT_ERR;
+        }
+        for (size_t from = 0; !status && !key_field && from < nr; from += EXPORT_MGET) {
+            size_t to = nr - from > EXPORT_MGET ? from + EXPORT_MGET : nr;
+            status = export_chunk(&x, from, to);
+        }
+    } while (status == MDX_EXIT_OK && cursor != 0);
+
+    if (status == MDX_EXIT_OK && !unsorted && x.nrec) {
+        exp_rec_t *rv = (exp_rec_t *)(void *)x.recs.data;
+        g_arena = x.arena.data;
+        /* Stable for equal keys is not needed: duplicates are the same record. */
+        qsort(rv, x.nrec, sizeof(exp_rec_t), rec_cmp);
+        for (size_t i = 0; i < x.nrec; i++) {
+            if (i + 1 < x.nrec && same_key(&rv[i], &rv[i + 1]))
+                continue; /* a scan may return a record twice; keep one */
+            if (mdx__write_out(x.arena.data + rv[i].loff, rv[i].llen))
+                break; /* reported below */
         }
         g_arena = NULL;
     }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    if ((fflush(stdout) != 0 || ferror(stdout)) && status == MDX_EXIT_OK) {
         fprintf(stderr, "error: IO: writing the output: %s\n", strerror(errno));
         status = MDX_EXIT_ERR;
     }
-    mdx_buf_fini(&arena);
-    mdx_buf_fini(&recs);
+    mdx_buf_fini(&x.arena);
+    mdx_buf_fini(&x.recs);
+    mdx_buf_fini(&x.keys);
+    mdx_buf_fini(&x.kend);
+    mdx_buf_fini(&x.got);
+    mdx_buf_fini(&x.ttls);
     if (status == MDX_EXIT_OK && mismatched)
         status = MDX_EXIT_ERR;
     return status;
