@@ -58,6 +58,8 @@ typedef struct {
     uint64_t records_mid; /* records in the collection before the event */
     uint64_t records_end; /* and after it */
     uint64_t polls;       /* stats calls during the reclaim window */
+    uint64_t max_run_us;  /* memdexd's longest reclaim run so far (stats reclaim.max_us): the
+                             longest the loop spent reclaiming at once */
 } reclaim_case_t;
 
 typedef struct {
