@@ -33,7 +33,7 @@ typedef struct {
 } ctx_t;
 
 typedef struct {
-    uint64_t records, pending, expired, max_run_us;
+    uint64_t records, pending, expired, max_run_us, max_cpu_us;
 } cstats_t;
 
 static int fail(ctx_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -123,10 +123,11 @@ static int get_stats(ctx_t *x, cstats_t *s)
         if (bench_mp_path(body, bl, path, &t) || tok_uint(&t, out[i]))
             return fail(x, "stats: no collections.%s.%s", RECLAIM_COLL, keys[i]);
     }
-    const char *const run[] = {"reclaim", "max_us", NULL};
+    const char *const run[] = {"reclaim", "max_us", NULL}, *cpu[] = {"reclaim", "max_cpu_us", NULL};
     mdx_mp_tok_t t;
-    if (bench_mp_path(body, bl, run, &t) || tok_uint(&t, &s->max_run_us))
-        return fail(x, "stats: no reclaim.max_us");
+    if (bench_mp_path(body, bl, run, &t) || tok_uint(&t, &s->max_run_us) ||
+        bench_mp_path(body, bl, cpu, &t) || tok_uint(&t, &s->max_cpu_us))
+        return fail(x, "stats: no reclaim.max_us or reclaim.max_cpu_us");
     return 0;
 }
 
@@ -302,6 +303,7 @@ static int wait_reclaimed(ctx_t *x, reclaim_case_t *rc, uint64_t t0, cstats_t *s
         if (s->records == x->cfg->hot && s->pending == 0) {
             rc->reclaim_ms = ms;
             rc->max_run_us = s->max_run_us;
+            rc->max_cpu_us = s->max_cpu_us;
             return 0;
         }
         if (now > limit)

@@ -60,6 +60,7 @@ typedef struct {
     uint64_t polls;       /* stats calls during the reclaim window */
     uint64_t max_run_us;  /* memdexd's longest reclaim run so far (stats reclaim.max_us): the
                              longest the loop spent reclaiming at once */
+    uint64_t max_cpu_us;  /* the most CPU time one run used (reclaim.max_cpu_us) */
 } reclaim_case_t;
 
 typedef struct {

@@ -488,7 +488,15 @@ static int validate(mdx_client_t *c, const req_t *r, uint32_t *nargs)
                     break;
                 n++;
             }
+            n += r->put->lease != 0;
         }
+        break;
+    case MDX_OP_GET_LEASE:
+        if (!(rc = check_name(c, r->coll, MDX_ARG_COLL)))
+            rc = check_val(c, &r->key, MDX_ARG_KEY, 1);
+        if (!rc && (r->u < 1 || r->u > 60000))
+            rc = bad_arg(c, MDX_ARG_LEASE_MS, "must be 1 to 60000");
+        n = 3;
         break;
     case MDX_OP_GET:
     case MDX_OP_DELETE:
@@ -613,6 +621,7 @@ static void emit(mdx_client_t *c, const req_t *r)
         break;
     case MDX_OP_PUT:
     case MDX_OP_GET:
+    case MDX_OP_GET_LEASE:
     case MDX_OP_DELETE:
     case MDX_OP_TTL_GET:
     case MDX_OP_TTL_CLEAR:
@@ -644,8 +653,12 @@ static void emit(mdx_client_t *c, const req_t *r)
             }
             if (r->put && r->put->tags)
                 put_tags(b, r->put->tags, r->put->n_tags);
-        } else if (r->op == MDX_OP_TTL_SET) {
-            mdx_req_arg(b, MDX_ARG_TTL_MS);
+            if (r->put && r->put->lease) {
+                mdx_req_arg(b, MDX_ARG_LEASE);
+                mdx_mp_put_uint(b, r->put->lease);
+            }
+        } else if (r->op == MDX_OP_TTL_SET || r->op == MDX_OP_GET_LEASE) {
+            mdx_req_arg(b, r->op == MDX_OP_TTL_SET ? MDX_ARG_TTL_MS : MDX_ARG_LEASE_MS);
             mdx_mp_put_uint(b, r->u);
         } else if (r->op == MDX_OP_UPDATE) {
             if (r->body) {
@@ -1019,6 +1032,48 @@ int mdx_client_get(mdx_client_t *c, const char *coll, mdx_val_t key, const uint8
         return rc;
     *body = b;
     *body_len = n;
+    return 0;
+}
+
+int mdx_client_get_lease(mdx_client_t *c, const char *coll, mdx_val_t key, uint64_t lease_ms,
+                         mdx_client_lease_t *state, uint64_t *token, const uint8_t **body,
+                         size_t *body_len)
+{
+    REQ(r.op = MDX_OP_GET_LEASE; r.coll = coll; r.key = key; r.u = lease_ms;)
+    mdx_client_reply_t rep;
+    int rc = call(c, &r, &rep);
+    if (rc)
+        return rc;
+    const uint8_t *b = NULL;
+    size_t n = 0;
+    if ((rc = decoded(c, mdx_client_reply_body(&rep, &b, &n))))
+        return rc;
+    static const char *const states[] = {"hit", "fill", "wait"};
+    mdx_mp_tok_t st, v;
+    const uint8_t *vs = NULL, *ve = NULL;
+    int s = -1;
+    if (b && mdx_mp_map_find(b, n, "state", 5, &st, NULL, NULL) && st.type == MDX_MP_STR)
+        for (int i = 0; i < 3; i++)
+            if (st.len == strlen(states[i]) && memcmp(st.v.ptr, states[i], st.len) == 0)
+                s = i;
+    *token = 0;
+    *body = NULL;
+    *body_len = 0;
+    if (s == MDX_CLIENT_LEASE_FILL &&
+        !(mdx_mp_map_find(b, n, "token", 5, &v, NULL, NULL) && v.type == MDX_MP_INT && v.v.i > 0))
+        s = -1;
+    else if (s == MDX_CLIENT_LEASE_FILL)
+        *token = (uint64_t)v.v.i;
+    if (s == MDX_CLIENT_LEASE_HIT &&
+        !(mdx_mp_map_find(b, n, "record", 6, &v, &vs, &ve) && v.type == MDX_MP_MAP))
+        s = -1;
+    else if (s == MDX_CLIENT_LEASE_HIT) {
+        *body = vs;
+        *body_len = (size_t)(ve - vs);
+    }
+    if (s < 0)
+        return bad_reply(c, "get_lease reply without a valid state");
+    *state = (mdx_client_lease_t)s;
     return 0;
 }
 

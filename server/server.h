@@ -35,7 +35,8 @@ typedef struct {
     uint64_t output_limit_closes; /* clients cut off at output_limit */
     uint64_t reclaim_runs;        /* expiry-timer runs and reclaim slices that freed records */
     uint64_t reclaim_freed;       /* records they freed */
-    uint64_t reclaim_max_us;      /* the longest of them */
+    uint64_t reclaim_max_us;      /* the longest of them (wall clock) */
+    uint64_t reclaim_max_cpu_us;  /* the most CPU time one of them used (this thread's) */
 } mdx_srv_stats_t;
 
 /* Snapshots as the server runs them (server/snapshot.c). */

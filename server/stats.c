@@ -127,13 +127,15 @@ void mdx_stats_encode(mdx_server_t *srv, mdx_buf_t *out)
     }
 
     PUT_LIT(out, "reclaim");
-    mdx_mp_put_map(out, 3);
+    mdx_mp_put_map(out, 4);
     PUT_LIT(out, "runs");
     mdx_mp_put_uint(out, s->reclaim_runs);
     PUT_LIT(out, "freed");
     mdx_mp_put_uint(out, s->reclaim_freed);
     PUT_LIT(out, "max_us");
     mdx_mp_put_uint(out, s->reclaim_max_us);
+    PUT_LIT(out, "max_cpu_us");
+    mdx_mp_put_uint(out, s->reclaim_max_cpu_us);
 
     PUT_LIT(out, "snapshot");
     mdx_srv_snap_stats(srv, out);

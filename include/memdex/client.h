@@ -310,6 +310,8 @@ typedef struct {
     const char *ttl_class;   /* a TTL class ("short", ..., "none"), or NULL; not with ttl_ms */
     const char *const *tags; /* n_tags tags (NUL-terminated, 1..128 bytes), or NULL */
     size_t n_tags;           /* at most 16 */
+    uint64_t lease;          /* a token from mdx_client_get_lease (0: none): fill that lease;
+                                MDX_ELEASE when it is no longer held */
 } mdx_client_put_opts_t;
 
 /** A collection's cache options (create_collection_opts, configure_collection). Members left
@@ -442,6 +444,18 @@ int mdx_client_put(mdx_client_t *c, const char *coll, mdx_val_t key, const void 
  *  no such record (that is not an error). */
 int mdx_client_get(mdx_client_t *c, const char *coll, mdx_val_t key, const uint8_t **body,
                    size_t *body_len);
+/** What mdx_client_get_lease found. */
+typedef enum {
+    MDX_CLIENT_LEASE_HIT = 0,  /* the record: *body, *body_len */
+    MDX_CLIENT_LEASE_FILL = 1, /* a miss, and this client holds the lease: *token */
+    MDX_CLIENT_LEASE_WAIT = 2, /* a miss, and another client holds it: retry shortly */
+} mdx_client_lease_t;
+/** get_lease (docs/protocol.md): a get that, on a miss, lets one client fill the record
+ *  (put with opts.lease = *token) and tells the others to wait. lease_ms: 1..60000. *token is
+ *  0 and *body NULL unless the state says otherwise. Not retried on a lost connection. */
+int mdx_client_get_lease(mdx_client_t *c, const char *coll, mdx_val_t key, uint64_t lease_ms,
+                         mdx_client_lease_t *state, uint64_t *token, const uint8_t **body,
+                         size_t *body_len);
 /** n: 1..10000 keys. */
 int mdx_client_mget(mdx_client_t *c, const char *coll, const mdx_val_t *keys, size_t n,
                     mdx_client_mget_t *out);

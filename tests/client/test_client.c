@@ -329,6 +329,43 @@ static void every_command_returns_its_typed_result(void **state)
     srv_stop(&srv);
 }
 
+/* get_lease: one client fills, another waits, a stale token is refused. */
+static void leases_from_two_clients(void **state)
+{
+    (void)state;
+    srv_t srv;
+    srv_start(&srv, NULL);
+    mdx_client_t *a = client_port(srv.srv.port), *b2 = client_port(srv.srv.port);
+    OK(a, mdx_client_create_collection(a, "l"));
+    mdx_client_lease_t st;
+    uint64_t tok, tok2;
+    const uint8_t *rec;
+    size_t len;
+    OK(a, mdx_client_get_lease(a, "l", mdx_val_str("k"), 5000, &st, &tok, &rec, &len));
+    assert_int_equal(st, MDX_CLIENT_LEASE_FILL);
+    assert_true(tok > 0);
+    assert_null(rec);
+    OK(b2, mdx_client_get_lease(b2, "l", mdx_val_str("k"), 5000, &st, &tok2, &rec, &len));
+    assert_int_equal(st, MDX_CLIENT_LEASE_WAIT);
+    assert_int_equal(tok2, 0);
+    mdx_buf_t b;
+    mp(&b, "{\"v\":1}");
+    mdx_client_put_opts_t po = {.lease = tok + 1};
+    assert_int_equal(mdx_client_put(b2, "l", mdx_val_str("k"), b.data, b.len, &po), MDX_ELEASE);
+    po.lease = tok;
+    OK(a, mdx_client_put(a, "l", mdx_val_str("k"), b.data, b.len, &po));
+    OK(b2, mdx_client_get_lease(b2, "l", mdx_val_str("k"), 5000, &st, &tok2, &rec, &len));
+    assert_int_equal(st, MDX_CLIENT_LEASE_HIT);
+    assert_int_equal(len, b.len);
+    assert_memory_equal(rec, b.data, len);
+    assert_int_equal(mdx_client_get_lease(a, "l", mdx_val_str("k"), 0, &st, &tok, &rec, &len),
+                     MDX_EINVAL);
+    mdx_buf_fini(&b);
+    mdx_client_free(a);
+    mdx_client_free(b2);
+    srv_stop(&srv);
+}
+
 static void cache_commands_and_stats_fields(void **state)
 {
     (void)state;
@@ -981,6 +1018,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_command_returns_its_typed_result),
         cmocka_unit_test(cache_commands_and_stats_fields),
+        cmocka_unit_test(leases_from_two_clients),
         cmocka_unit_test(local_errors_send_nothing),
         cmocka_unit_test(raw_call_reports_server_errors_with_the_reply),
         cmocka_unit_test(unix_socket_works),
