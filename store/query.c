@@ -42,12 +42,6 @@ int mdx_get(mdx_coll_t *c, const uint8_t *key, size_t key_len, mdx_rec_view_t *o
     return 0;
 }
 
-/* Is r expired at `now` or invalidated? (One clock read per query, not per record.) */
-static inline int rec_hidden(const mdx_rec_t *r, int64_t now)
-{
-    return (r->expires_at != 0 && r->expires_at <= now) || (r->ntags && mdx__rec_invalidated(r, 0));
-}
-
 /* ---- query preparation ---- */
 
 typedef struct {
@@ -197,7 +191,7 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         uint64_t i;
         for (i = skip; i < avail && n < q->limit && !stopped; i++) {
             const mdx_rec_t *r = recs[q->desc ? hend - 1 - i : hstart + i];
-            if (rec_hidden(r, now))
+            if (rec_gone_at(r, now))
                 continue;
             mdx__rec_view(r, &view);
             n++;
@@ -218,7 +212,7 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         while (node && n < q->limit && !stopped && sl_below_hi(&pl, q, node)) {
             const mdx_slnode_t *cur = node;
             node = mdx_skiplist_next(node);
-            if (rec_hidden(cur->rec, now))
+            if (rec_gone_at(cur->rec, now))
                 continue;
             mdx__rec_view(cur->rec, &view);
             n++;
@@ -254,7 +248,7 @@ int mdx_find(mdx_coll_t *c, const mdx_query_t *q, mdx_rec_cb cb, void *data, mdx
         for (i = skip; node && i < avail && n < q->limit && !stopped; i++) {
             const mdx_slnode_t *cur = node;
             node = q->desc ? mdx_skiplist_prev(node) : mdx_skiplist_next(node);
-            if (rec_hidden(cur->rec, now))
+            if (rec_gone_at(cur->rec, now))
                 continue;
             mdx__rec_view(cur->rec, &view);
             n++;
@@ -312,7 +306,7 @@ static void scan_one(void *data, mdx_hnode_t *node)
 {
     scan_ctx_t *s = data;
     mdx_rec_view_t v;
-    if (s->stopped || rec_hidden((const mdx_rec_t *)node, s->now))
+    if (s->stopped || rec_gone_at((const mdx_rec_t *)node, s->now))
         return;
     mdx__rec_view((const mdx_rec_t *)node, &v);
     s->n++;

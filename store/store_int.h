@@ -209,6 +209,11 @@ static inline int rec_gone(const mdx_rec_t *r, const mdx_store_t *st)
 {
     return rec_expired(r, st) || (r->ntags && mdx__rec_invalidated(r, 0));
 }
+/** rec_gone with the time already read (queries read the clock once, not per record). */
+static inline int rec_gone_at(const mdx_rec_t *r, int64_t now)
+{
+    return (r->expires_at != 0 && r->expires_at <= now) || (r->ntags && mdx__rec_invalidated(r, 0));
+}
 
 /* index.c: the per-record index upkeep. */
 /** Extracts a record body's value for index ix: returns 1 with *v set, 0 when the field is
