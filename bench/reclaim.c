@@ -304,6 +304,8 @@ static int wait_reclaimed(ctx_t *x, reclaim_case_t *rc, uint64_t t0, cstats_t *s
             rc->reclaim_ms = ms;
             rc->max_run_us = s->max_run_us;
             rc->max_cpu_us = s->max_cpu_us;
+            if (x->cfg->server_pid > 0)
+                rc->rss_kb = bench_proc_kb(x->cfg->server_pid, "status", "VmRSS:");
             return 0;
         }
         if (now > limit)

@@ -44,6 +44,7 @@ typedef struct {
     double timeout_s;  /* a reclaim taking longer fails the run */
     int cases;         /* RECLAIM_EXPIRY | RECLAIM_INVALIDATE */
     int quiet;         /* no progress on stderr */
+    int server_pid;    /* > 0: memdexd's pid, to read its RSS after each reclaim */
 } reclaim_cfg_t;
 
 /** One case of one round. */
@@ -61,6 +62,8 @@ typedef struct {
     uint64_t max_run_us;  /* memdexd's longest reclaim run so far (stats reclaim.max_us): the
                              longest the loop spent reclaiming at once */
     uint64_t max_cpu_us;  /* the most CPU time one run used (reclaim.max_cpu_us) */
+    long rss_kb;          /* memdexd's resident memory once reclaimed (0: not read): stays flat
+                             over the rounds when the allocator reuses what was freed */
 } reclaim_case_t;
 
 typedef struct {

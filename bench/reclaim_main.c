@@ -122,7 +122,10 @@ static void print_case(const char *name, const reclaim_case_t *cs, uint64_t n, i
     printf(" ms), its most CPU time in one run (rounds:");
     for (uint64_t i = 0; i < n; i++)
         printf(" %.2f", (double)cs[i].max_cpu_us / 1000);
-    printf(" ms)\n");
+    printf(" ms)\n  memdexd's RSS once reclaimed (rounds:");
+    for (uint64_t i = 0; i < n; i++)
+        printf(" %.0f", cs[i].rss_kb / 1024.0);
+    printf(" MiB)\n");
 }
 
 static void json_case(const char *name, const reclaim_case_t *cs, uint64_t n)
@@ -144,11 +147,12 @@ static void json_case(const char *name, const reclaim_case_t *cs, uint64_t n)
         const bench_window_t *d = &cs[i].w[RECLAIM_DURING];
         printf("%s{\"p99_ratio\": %.3f, \"reclaim_ms\": %.1f, \"during_p99_ms\": %.4f, "
                "\"during_max_ms\": %.4f, \"during_over_5ms\": %llu, \"during_gets\": %llu, "
-               "\"max_run_us\": %llu, \"max_cpu_us\": %llu}",
+               "\"max_run_us\": %llu, \"max_cpu_us\": %llu, \"rss_kb\": %ld}",
                i ? ", " : "", c.ratio_r[i], c.reclaim_r[i],
                (double)bench_hist_percentile(&d->get, 99) / 1e6, c.max_r[i],
                (unsigned long long)d->stalls, (unsigned long long)d->ops,
-               (unsigned long long)cs[i].max_run_us, (unsigned long long)cs[i].max_cpu_us);
+               (unsigned long long)cs[i].max_run_us, (unsigned long long)cs[i].max_cpu_us,
+               cs[i].rss_kb);
     }
     printf("]}");
 }
@@ -193,8 +197,9 @@ static int parse_secs(const char *a, const char *v, double *out)
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {
-    reclaim_cfg_t d = {
-        100000, 1000000, 80, 50, 3, 2.0, 0.5, 1.0, 120.0, RECLAIM_EXPIRY | RECLAIM_INVALIDATE, 0};
+    reclaim_cfg_t d = {100000, 1000000, 80,  50,    3,
+                       2.0,    0.5,     1.0, 120.0, RECLAIM_EXPIRY | RECLAIM_INVALIDATE,
+                       0,      0};
     memset(o, 0, sizeof(*o));
     o->cfg = d;
     o->server_cpu = o->bench_cpu = -1;
@@ -302,6 +307,7 @@ int bench_reclaim_main(int argc, char **argv)
     rc = BENCH_EXIT_FAIL;
     if (pid > 0) {
         fprintf(stderr, "memdexd pid %d\n", (int)pid);
+        o.cfg.server_pid = (int)pid;
         rc = reclaim_run(&o.cfg, port, &r, err, sizeof(err)) ? BENCH_EXIT_FAIL : BENCH_EXIT_OK;
         if (rc)
             fprintf(stderr, "memdex-bench: reclaim: %s\n", err);

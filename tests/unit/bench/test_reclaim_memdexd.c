@@ -52,7 +52,7 @@ static void reclaim_counts_add_up_against_memdexd(void **state)
                                         NULL};
     mdx_srv_start(&srv, extra);
     reclaim_cfg_t cfg = {
-        2000, 20000, 80, 8, 1, 0.3, 0.1, 1.5, 60, RECLAIM_EXPIRY | RECLAIM_INVALIDATE, 1};
+        2000, 20000, 80, 8, 1, 0.3, 0.1, 1.5, 60, RECLAIM_EXPIRY | RECLAIM_INVALIDATE, 1, srv.pid};
     reclaim_res_t r;
     char err[512] = "";
     if (reclaim_run(&cfg, srv.port, &r, err, sizeof(err)))
@@ -70,6 +70,8 @@ static void reclaim_counts_add_up_against_memdexd(void **state)
     assert_int_equal(i->removed, 20000);
     assert_true(i->call_ms > 0 && i->reclaim_ms >= 0);
     assert_true(e->polls > 0 && i->polls > 0);
+    /* The server's RSS was read once each case was reclaimed. */
+    assert_true(e->rss_kb > 0 && i->rss_kb > 0);
 
     bench_window_t base;
     assert_int_equal(reclaim_baseline(e, &base), 0);
@@ -104,7 +106,7 @@ static void reclaim_counts_add_up_against_memdexd(void **state)
 static void refused_connection_fails_the_run_with_a_message(void **state)
 {
     (void)state;
-    reclaim_cfg_t cfg = {10, 10, 8, 1, 1, 0.1, 0, 1, 1, RECLAIM_EXPIRY, 1};
+    reclaim_cfg_t cfg = {10, 10, 8, 1, 1, 0.1, 0, 1, 1, RECLAIM_EXPIRY, 1, 0};
     reclaim_res_t r;
     char err[512] = "";
     assert_int_equal(reclaim_run(&cfg, 1, &r, err, sizeof(err)), -1); /* nothing on port 1 */
