@@ -346,6 +346,140 @@ uint64_t mdx_htab_scan(mdx_htab_t *h, uint64_t cursor, mdx_htab_scan_cb fn, void
     return v;
 }
 
+/* Read-ahead of mdx_htab_scan_batch: the slots of a cursor are prefetched SCAN_AHEAD cursors
+ * ahead, and the elements they point to SCAN_NODE_AHEAD cursors ahead, once the slots have had
+ * time to arrive. Elements are intrusive (the node opens a record of a few cache lines), so
+ * the first SCAN_NODE_LINES lines of each are fetched; a prefetch past the end of a smaller
+ * element is harmless. Distances chosen for a miss of ~600 ns against ~100 ns of work per
+ * element. */
+#define SCAN_AHEAD      16 /* a power of two: the ring of cursors below */
+#define SCAN_NODE_AHEAD 8
+#define SCAN_NODE_LINES 3
+#define SCAN_MAX_FANOUT 4 /* slots of the larger table prefetched per cursor while resizing */
+
+/* The cursor after v in a table whose mask is `mask`. */
+static inline uint64_t scan_next(uint64_t v, uint64_t mask)
+{
+    v |= ~mask;
+    v = rev64(v);
+    v++;
+    return rev64(v);
+}
+
+/* The tables a scan call walks: the smaller one first, then the larger (NULL when not
+ * resizing), as in mdx_htab_scan. */
+typedef struct {
+    mdx_hnode_t **small, **big;
+    uint64_t m_small, m_big;
+    size_t fanout; /* slots of the larger table per slot of the smaller one, prefetched */
+} scan_shape_t;
+
+static void scan_shape(mdx_htab_t *h, scan_shape_t *sh)
+{
+    sh->small = buckets0(h);
+    sh->m_small = (uint64_t)size0(h) - 1;
+    sh->big = NULL;
+    sh->m_big = 0;
+    sh->fanout = 0;
+    if (!h->table[1])
+        return;
+    sh->big = h->table[1];
+    sh->m_big = (uint64_t)h->size[1] - 1;
+    if (sh->m_small > sh->m_big) {
+        mdx_hnode_t **t = sh->small;
+        uint64_t m = sh->m_small;
+        sh->small = sh->big;
+        sh->m_small = sh->m_big;
+        sh->big = t;
+        sh->m_big = m;
+    }
+    size_t ratio = (size_t)((sh->m_big + 1) / (sh->m_small + 1));
+    sh->fanout = ratio < SCAN_MAX_FANOUT ? ratio : SCAN_MAX_FANOUT;
+}
+
+static inline void prefetch_node(const mdx_hnode_t *n)
+{
+    if (!n)
+        return;
+    __builtin_prefetch(n, 1, 3); /* the caller may write the element's first line */
+    for (int i = 1; i < SCAN_NODE_LINES; i++)
+        __builtin_prefetch((const char *)n + 64 * i, 0, 3);
+}
+
+/* Slots of the larger table that cursor v's slot of the smaller one expands to: v's low bits,
+ * then each value of the bits the larger mask adds. */
+static inline uint64_t big_slot(const scan_shape_t *sh, uint64_t v, size_t j)
+{
+    return (v & sh->m_small) + (uint64_t)j * (sh->m_small + 1);
+}
+
+static void prefetch_slots(const scan_shape_t *sh, uint64_t v)
+{
+    __builtin_prefetch(&sh->small[v & sh->m_small], 0, 3);
+    for (size_t j = 0; j < sh->fanout; j++)
+        __builtin_prefetch(&sh->big[big_slot(sh, v, j)], 0, 3);
+}
+
+static void prefetch_nodes(const scan_shape_t *sh, uint64_t v)
+{
+    prefetch_node(sh->small[v & sh->m_small]);
+    for (size_t j = 0; j < sh->fanout; j++)
+        prefetch_node(sh->big[big_slot(sh, v, j)]);
+}
+
+/*
+ * The walk itself is mdx_htab_scan's, call by call, so its guarantee holds unchanged. Beside
+ * it runs a prediction: ring[] holds the cursors the next calls are expected to take (the
+ * smaller table's order, which is exactly what mdx_htab_scan returns once a cursor has no bits
+ * above the smaller mask), and their slots and elements are prefetched ahead. fn does not
+ * change the table, so the shape holds for the whole call; should a returned cursor differ
+ * from the prediction, the ring restarts from it.
+ */
+uint64_t mdx_htab_scan_batch(mdx_htab_t *h, uint64_t cursor, size_t max_buckets,
+                             const uint64_t *left, mdx_htab_scan_cb fn, void *data)
+{
+    if (h->count == 0)
+        return 0;
+    scan_shape_t sh;
+    scan_shape(h, &sh);
+    uint64_t ring[SCAN_AHEAD], next = 0;
+    size_t head = 0, n = 0, queued = 0;
+    int more = 0, restart = 1;
+    while (max_buckets > 0 && (!left || *left)) {
+        if (restart || n == 0 || ring[head] != cursor) {
+            /* (Re)fill: ring[head .. head + n) are the next cursors, next the one after. */
+            head = n = queued = 0;
+            next = cursor;
+            more = 1;
+            while (n < SCAN_AHEAD && more && queued < max_buckets) {
+                ring[n++] = next;
+                prefetch_slots(&sh, next);
+                queued++;
+                next = scan_next(next, sh.m_small);
+                more = next != 0;
+            }
+            for (size_t i = 0; i < n && i < SCAN_NODE_AHEAD; i++)
+                prefetch_nodes(&sh, ring[i]);
+            restart = 0;
+        }
+        head = (head + 1) & (SCAN_AHEAD - 1);
+        n--;
+        if (n >= SCAN_NODE_AHEAD)
+            prefetch_nodes(&sh, ring[(head + SCAN_NODE_AHEAD - 1) & (SCAN_AHEAD - 1)]);
+        if (more && queued < max_buckets) {
+            ring[(head + n++) & (SCAN_AHEAD - 1)] = next;
+            prefetch_slots(&sh, next);
+            queued++;
+            next = scan_next(next, sh.m_small);
+            more = next != 0;
+        }
+        max_buckets--;
+        if ((cursor = mdx_htab_scan(h, cursor, fn, data)) == 0)
+            break;
+    }
+    return cursor;
+}
+
 mdx_hnode_t *mdx_htab_iter_next(const mdx_htab_t *h, mdx_htab_iter_t *it)
 {
     for (;;) {

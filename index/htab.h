@@ -85,6 +85,16 @@ int mdx_htab_rehash_step(mdx_htab_t *h, size_t n);
 typedef void (*mdx_htab_scan_cb)(void *data, mdx_hnode_t *node);
 uint64_t mdx_htab_scan(mdx_htab_t *h, uint64_t cursor, mdx_htab_scan_cb fn, void *data);
 
+/** The same walk as calling mdx_htab_scan from cursor again and again, for at most max_buckets
+ *  buckets (of the smaller table while resizing), stopping early between two buckets once *left
+ *  is 0 (fn may count it down; left may be NULL). Returns the next cursor, 0 when the scan is
+ *  complete. When no resize is in progress it reads ahead: the bucket slots of the next cursors
+ *  and the first cache lines of the elements they hold are prefetched, so the misses of several
+ *  buckets overlap (the cursor's order visits buckets far apart, each a miss of its own, and so
+ *  is each element). fn must not insert or remove. */
+uint64_t mdx_htab_scan_batch(mdx_htab_t *h, uint64_t cursor, size_t max_buckets,
+                             const uint64_t *left, mdx_htab_scan_cb fn, void *data);
+
 /** Plain iteration over every element while the table is not modified (no resize step is
  *  taken). Start with it = {0}; returns NULL at the end. It is safe to remove the node just
  *  returned only with mdx_htab_fini afterwards (teardown). */

@@ -50,6 +50,8 @@ static const uint8_t SNAP_MAGIC[8] = {0x89, 'M', 'D', 'X', 'S', 'N', 'P', '\n'};
  * twice, and a fresh allocation per block faulted its pages in again. A record that does not
  * fit still grows the buffer. */
 #define SNAP_BLOCK_CAP (SNAP_BLOCK_TARGET + 64u * 1024)
+#define WALK_BUCKETS                                                                               \
+    256 /* buckets per read-ahead walk call: the queue is looked at between calls */
 
 typedef struct qitem {
     struct qitem *next;
@@ -677,7 +679,8 @@ int mdx_snapshot_step(mdx_snapshot_t *s, uint64_t max_records, int *done)
         }
         mdx_coll_t *c = s->colls[s->walk_coll];
         if (c)
-            s->walk_cursor = mdx_htab_scan(&c->primary, s->walk_cursor, walk_one, s);
+            s->walk_cursor = mdx_htab_scan_batch(&c->primary, s->walk_cursor, WALK_BUCKETS,
+                                                 &s->walk_budget, walk_one, s);
         if (!c || s->walk_cursor == 0) {
             s->walk_coll++;
             s->walk_cursor = 0;

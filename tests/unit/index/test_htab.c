@@ -854,6 +854,171 @@ static void test_scan_survives_growth_and_shrinking(void **state)
     free(other);
 }
 
+/* Counts what scan_batch emits and counts a budget down, as the snapshot walk does. */
+typedef struct {
+    size_t visited;
+    uint64_t left;
+} batch_ctx_t;
+
+static void count_batch(void *data, mdx_hnode_t *node)
+{
+    batch_ctx_t *b = data;
+    count_seen(&b->visited, node);
+    if (b->left)
+        b->left--;
+}
+
+/* mdx_htab_scan_batch walks exactly as repeated mdx_htab_scan calls do: the same cursor after
+ * the same number of buckets, each element once on an unmodified table, in the stable,
+ * growing and shrinking shapes, for batch sizes below, at and above the read-ahead ring. */
+static void test_scan_batch_is_the_scan_walk(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static const size_t sizes[] = {1, 3, 8, 16, 17, 100, 5000};
+    for (int mode = 0; mode < 3; mode++) {
+        for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+            item_t *it = make_items(N, 0);
+            mdx_htab_t h;
+            mdx_htab_init(&h);
+            size_t n = mode == 1 ? 1536 : N;
+            for (size_t i = 0; i < n; i++) {
+                mdx_htab_insert(&h, &it[i].node);
+                it[i].present = 1;
+            }
+            finish_resize(&h);
+            if (mode == 1) {
+                mdx_htab_insert(&h, &it[n].node);
+                it[n++].present = 1;
+                for (int s = 0; s < 100; s++)
+                    mdx_htab_rehash_step(&h, 1);
+                assert_true(h.size[1] > h.size[0]);
+            } else if (mode == 2) {
+                for (size_t i = 0; i < N - 400; i++) {
+                    assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
+                    it[i].present = 0;
+                }
+                assert_true(h.table[1] && h.size[1] < h.size[0]);
+            }
+            batch_ctx_t b = {0, UINT64_MAX};
+            uint64_t cursor = 0, ref = 0;
+            size_t calls = 0, dummy = 0;
+            do {
+                cursor = mdx_htab_scan_batch(&h, cursor, sizes[k], &b.left, count_batch, &b);
+                /* The reference: sizes[k] single-bucket calls from where it stood. */
+                for (size_t j = 0; j < sizes[k]; j++) {
+                    ref = mdx_htab_scan(&h, ref, count_calls, &dummy);
+                    if (ref == 0)
+                        break;
+                }
+                assert_int_equal(cursor, ref);
+                assert_true(++calls <= 1u << 20);
+            } while (cursor != 0);
+            assert_int_equal(b.visited, h.count);
+            assert_int_equal(dummy, h.count);
+            for (size_t i = 0; i < N; i++)
+                assert_int_equal(it[i].seen, it[i].present ? 1 : 0);
+            mdx_htab_fini(&h);
+            free(it);
+        }
+    }
+}
+
+/* A budget that reaches 0 stops the batch between two buckets; the cursor it returns resumes
+ * the walk without skipping or repeating an element. */
+static void test_scan_batch_stops_when_the_budget_is_spent(void **state)
+{
+    (void)state;
+    enum { N = 5000, BUDGET = 7 };
+    item_t *it = make_items(N, 0);
+    mdx_htab_t h;
+    mdx_htab_init(&h);
+    for (size_t i = 0; i < N; i++) {
+        mdx_htab_insert(&h, &it[i].node);
+        it[i].present = 1;
+    }
+    finish_resize(&h);
+    batch_ctx_t b = {0, 0};
+    uint64_t cursor = 0;
+    size_t calls = 0;
+    /* A spent budget does nothing. */
+    assert_int_equal(mdx_htab_scan_batch(&h, 0, 100, &b.left, count_batch, &b), 0);
+    assert_int_equal(b.visited, 0);
+    do {
+        size_t before = b.visited;
+        b.left = BUDGET;
+        cursor = mdx_htab_scan_batch(&h, cursor, 1000, &b.left, count_batch, &b);
+        /* At least the budget unless the walk ended, and at most one bucket's chain over it. */
+        if (cursor != 0)
+            assert_true(b.visited - before >= BUDGET);
+        assert_true(b.visited - before < BUDGET + 8);
+        assert_true(++calls <= N);
+    } while (cursor != 0);
+    assert_int_equal(b.visited, N);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(it[i].seen, 1);
+    /* With no budget at all (NULL), one call walks max_buckets buckets. */
+    for (size_t i = 0; i < N; i++)
+        it[i].seen = 0;
+    b.visited = 0;
+    assert_int_equal(mdx_htab_scan_batch(&h, 0, SIZE_MAX, NULL, count_batch, &b), 0);
+    assert_int_equal(b.visited, N);
+    mdx_htab_fini(&h);
+    free(it);
+}
+
+/* Stable elements are all returned while the table grows and shrinks between batches (the
+ * read-ahead ring restarts whenever the shape changed). */
+static void test_scan_batch_survives_growth_and_shrinking(void **state)
+{
+    (void)state;
+    enum { S = 500, O = 20000, CHURN = 400 };
+    item_t *stable = make_items(S, 0);
+    item_t *other = make_items(O, 1000000);
+    mdx_htab_t h;
+    mdx_htab_init(&h);
+    for (size_t i = 0; i < S; i++) {
+        mdx_htab_insert(&h, &stable[i].node);
+        stable[i].present = 1;
+    }
+    finish_resize(&h);
+    size_t calls = 0, next = 0, resizing_calls = 0, max_size = 0;
+    int growing = 1;
+    batch_ctx_t b = {0, UINT64_MAX};
+    uint64_t cursor = 0;
+    do {
+        cursor = mdx_htab_scan_batch(&h, cursor, 1 + calls % 37, &b.left, count_batch, &b);
+        calls++;
+        for (int c = 0; c < CHURN; c++) {
+            if (growing) {
+                mdx_htab_insert(&h, &other[next].node);
+                other[next].present = 1;
+                if (++next == O)
+                    growing = 0;
+            } else {
+                assert_int_equal(mdx_htab_remove(&h, &other[--next].node), 0);
+                other[next].present = 0;
+                if (next == 0)
+                    growing = 1;
+            }
+        }
+        size_t size = h.table[1] && h.size[1] > h.size[0] ? h.size[1] : h.size[0];
+        if (size > max_size)
+            max_size = size;
+        resizing_calls += h.table[1] != NULL;
+        assert_true(calls < 100000);
+    } while (cursor != 0);
+    for (size_t i = 0; i < S; i++)
+        assert_true(stable[i].seen >= 1);
+    assert_true(max_size >= 16384);
+    assert_true(resizing_calls > 0);
+    print_message("scan_batch: %zu calls, %zu visits, max %zu buckets\n", calls, b.visited,
+                  max_size);
+    mdx_htab_fini(&h);
+    free(stable);
+    free(other);
+}
+
 static void test_insert_never_fails_when_growth_allocation_fails(void **state)
 {
     (void)state;
@@ -1067,6 +1232,9 @@ int main(void)
         cmocka_unit_test(test_scan_empty_table_returns_zero),
         cmocka_unit_test(test_scan_unmodified_table_returns_each_once),
         cmocka_unit_test(test_scan_survives_growth_and_shrinking),
+        cmocka_unit_test(test_scan_batch_is_the_scan_walk),
+        cmocka_unit_test(test_scan_batch_stops_when_the_budget_is_spent),
+        cmocka_unit_test(test_scan_batch_survives_growth_and_shrinking),
         cmocka_unit_test(test_insert_never_fails_when_growth_allocation_fails),
         cmocka_unit_test(test_insert_never_fails_when_first_allocation_fails),
         cmocka_unit_test(test_shrink_allocation_failure_keeps_table),
