@@ -497,8 +497,9 @@ typedef struct {
     uint64_t count, failed;
     double dur_ms_sum, bytes_sum;
     long long fork_usec_max, cow_bytes_max;
-    long long max_pause_us; /* memdexd: longest time the loop spent on a snapshot at once */
-    long peak_pss_kb;       /* Redis: parent + child, sampled */
+    long long max_pause_us;     /* memdexd: longest time the loop spent on a snapshot at once */
+    long long max_pause_cpu_us; /* memdexd: the most CPU time it used in one such pause */
+    long peak_pss_kb;           /* Redis: parent + child, sampled */
 } snapper_t;
 
 /* The window without a snapshot between two snapshots: as long as the last one took (at least
@@ -571,6 +572,10 @@ static void *memdex_snapper(void *arg)
         bench_mp_path(body, bl, kbytes, &bytes);
         if (bench_mp_path(body, bl, kpause, &pause) == 0 && (long long)pause.v.u > s->max_pause_us)
             s->max_pause_us = (long long)pause.v.u;
+        static const char *const kcpu[] = {"snapshot", "last", "max_pause_cpu_us", NULL};
+        if (bench_mp_path(body, bl, kcpu, &pause) == 0 &&
+            (long long)pause.v.u > s->max_pause_cpu_us)
+            s->max_pause_cpu_us = (long long)pause.v.u;
         s->count++;
         s->dur_ms_sum += (double)dur.v.u;
         s->bytes_sum += (double)bytes.v.u;
@@ -761,9 +766,9 @@ static void print_server(const char *name, const server_res_t *r, int redis)
                    r->idle.fork_usec_max);
         else
             printf("  snapshot of the idle server: %.0f ms, %.1f MB, %.0f MB/s, longest pause of "
-                   "the loop %.2f ms\n",
+                   "the loop %.2f ms (CPU %.2f ms)\n",
                    ms_, r->idle.bytes_sum / 1e6, r->idle.bytes_sum / 1e3 / r->idle.dur_ms_sum,
-                   (double)r->idle.max_pause_us / 1000);
+                   (double)r->idle.max_pause_us / 1000, (double)r->idle.max_pause_cpu_us / 1000);
     }
     print_lat("GET, no snapshot", &r->get[0]);
     print_lat(redis ? "GET, while BGSAVE runs" : "GET, while a snapshot runs", &r->get[1]);
@@ -775,10 +780,10 @@ static void print_server(const char *name, const server_res_t *r, int redis)
     if (redis)
         printf(", latest_fork_usec up to %lld\n", r->snap_get.fork_usec_max);
     else
-        printf(" (%.0f MB/s under load), longest pause of the loop %.2f ms\n",
-               r->snap_get.dur_ms_sum > 0 ? r->snap_get.bytes_sum / 1e3 / r->snap_get.dur_ms_sum
-                                          : 0.0,
-               (double)r->snap_get.max_pause_us / 1000);
+        printf(
+            " (%.0f MB/s under load), longest pause of the loop %.2f ms (CPU %.2f ms)\n",
+            r->snap_get.dur_ms_sum > 0 ? r->snap_get.bytes_sum / 1e3 / r->snap_get.dur_ms_sum : 0.0,
+            (double)r->snap_get.max_pause_us / 1000, (double)r->snap_get.max_pause_cpu_us / 1000);
     print_lat("50% writes, no snapshot", &r->writes[0]);
     print_lat(redis ? "50% writes, BGSAVE back to back" : "50% writes, snapshots", &r->writes[1]);
     printf("  peak RSS: %.1f MiB without snapshot (%.2fx resting), %.1f MiB with (%.2fx); "
@@ -793,7 +798,9 @@ static void print_server(const char *name, const server_res_t *r, int redis)
                (double)r->snap_writes.peak_pss_kb / (double)r->rest_pss_kb,
                (double)r->snap_writes.cow_bytes_max / 1048576.0, r->snap_writes.fork_usec_max);
     else
-        printf(", longest pause of the loop %.2f ms\n", (double)r->snap_writes.max_pause_us / 1000);
+        printf(", longest pause of the loop %.2f ms (CPU %.2f ms)\n",
+               (double)r->snap_writes.max_pause_us / 1000,
+               (double)r->snap_writes.max_pause_cpu_us / 1000);
 }
 
 static void json_server(const char *name, const server_res_t *r)
@@ -810,6 +817,10 @@ static void json_server(const char *name, const server_res_t *r)
     printf(", \"max_pause_us\": %lld", r->snap_get.max_pause_us > r->snap_writes.max_pause_us
                                            ? r->snap_get.max_pause_us
                                            : r->snap_writes.max_pause_us);
+    printf(", \"max_pause_cpu_us\": %lld",
+           r->snap_get.max_pause_cpu_us > r->snap_writes.max_pause_cpu_us
+               ? r->snap_get.max_pause_cpu_us
+               : r->snap_writes.max_pause_cpu_us);
     printf(", \"snapshots\": %llu, \"snapshot_ms_avg\": %.1f, \"fork_usec_max\": %lld, ",
            (unsigned long long)r->snap_get.count,
            r->snap_get.count ? r->snap_get.dur_ms_sum / (double)r->snap_get.count : 0.0,

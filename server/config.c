@@ -80,7 +80,7 @@ static const cfg_key keys[] = {
      "complete snapshots kept in data_dir"},
     {"snapshot_step_records", T_UINT, "2000", OFF(snapshot_step_records), 1, 100000000,
      "records a snapshot serializes per loop iteration, at most"},
-    {"snapshot_step_us", T_UINT, "200", OFF(snapshot_step_us), 10, 1000000,
+    {"snapshot_step_us", T_UINT, "50", OFF(snapshot_step_us), 10, 1000000,
      "microseconds a snapshot serializes per loop iteration, at most"},
     {"snapshot_fallback", T_BOOL, "no", OFF(snapshot_fallback), 0, 0,
      "at start, load an older snapshot when the newest is corrupt (yes/no)"},

@@ -163,22 +163,15 @@ static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
  * slices of reclaim_slice_us, one per loop iteration, with requests served in between, until
  * nothing is left; then it stops, so an idle server does not spin. */
 /* One bounded run of the store's reclaim step, timed for stats. Returns 1 when work is left. */
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The wall-clock time of a run includes any time the thread was descheduled (other processes,
  * a virtual machine's steal time, page-fault work in the kernel); its CPU time does not. Both
  * are kept: the first is what a request waited, the second what memdex spent. */
 static int reclaim_run(mdx_server_t *srv, uint64_t budget_us)
 {
-    uint64_t t0 = uv_hrtime(), c0 = thread_cpu_ns(), freed = 0;
+    uint64_t t0 = uv_hrtime(), c0 = mdx_srv_thread_cpu_ns(), freed = 0;
     int more = mdx_store_expire(srv->store, 0, budget_us, &freed);
     if (freed) {
-        uint64_t us = (uv_hrtime() - t0) / 1000, cpu = (thread_cpu_ns() - c0) / 1000;
+        uint64_t us = (uv_hrtime() - t0) / 1000, cpu = (mdx_srv_thread_cpu_ns() - c0) / 1000;
         srv->stats.reclaim_runs++;
         srv->stats.reclaim_freed += freed;
         if (us > srv->stats.reclaim_max_us)

@@ -21,6 +21,8 @@
 #include "memdex/store.h"
 #include "server/config.h"
 
+#include <time.h>
+
 #define MDX_READ_CHUNK (64u * 1024) /* bytes asked for per read */
 #define MDX_OUT_KEEP   (64u * 1024) /* output/input capacity kept across batches */
 
@@ -39,6 +41,15 @@ typedef struct {
     uint64_t reclaim_max_cpu_us;  /* the most CPU time one of them used (this thread's) */
 } mdx_srv_stats_t;
 
+/* CPU time of the calling thread, in ns: beside a wall-clock time it tells what the thread
+ * spent from what it waited (descheduled, or the hypervisor's steal). */
+static inline uint64_t mdx_srv_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Snapshots as the server runs them (server/snapshot.c). */
 typedef struct {
     mdx_snapshot_t *run; /* the snapshot in progress, or NULL */
@@ -46,6 +57,7 @@ typedef struct {
     uint64_t run_t0_ns;         /* uv_hrtime at its start */
     uint64_t run_dirty;         /* `dirty` when it started */
     uint64_t run_max_ns;        /* longest time the loop spent on it at once (slice, start, end) */
+    uint64_t run_max_cpu_ns;    /* the most CPU time the loop thread used in one such pause */
     uv_idle_t idle;             /* steps the running snapshot once per loop iteration */
     uv_timer_t wait_timer;      /* re-arms the idle step while the writer thread catches up */
     uv_timer_t rules_timer;     /* checks the automatic rules */
@@ -60,6 +72,7 @@ typedef struct {
     const char *last_reason;    /* "command", "rule" or "shutdown" */
     uint64_t last_duration_ms;  /* wall time from begin to finish */
     uint64_t last_max_pause_us; /* its run_max_ns, in us */
+    uint64_t last_max_pause_cpu_us; /* its run_max_cpu_ns, in us */
 } mdx_srv_snap_t;
 
 struct mdx_conn {

@@ -36,7 +36,7 @@
 #define MAX_LISTED    64   /* snapshots considered at start */
 #define TMP_PREFIX    "snapshot.tmp-"
 #define LOCK_NAME     "memdexd.lock"
-#define STEP_CHUNK    128 /* records per mdx_snapshot_step call within a slice */
+#define STEP_CHUNK    32 /* records per mdx_snapshot_step call within a slice */
 #define PUT_LIT(o, s) mdx_mp_put_str((o), (s), sizeof(s) - 1)
 
 static double ms_since(uint64_t t0_ns)
@@ -155,20 +155,23 @@ int mdx_srv_snap_load(mdx_server_t *srv, char *err, size_t errlen)
 
 static void on_idle(uv_idle_t *h);
 
-static void note_pause(mdx_srv_snap_t *sn, uint64_t t0)
+/* A pause that began at wall-clock t0 and thread CPU time c0 has just ended. */
+static void note_pause(mdx_srv_snap_t *sn, uint64_t t0, uint64_t c0)
 {
-    uint64_t d = uv_hrtime() - t0;
+    uint64_t d = uv_hrtime() - t0, c = mdx_srv_thread_cpu_ns() - c0;
     if (d > sn->run_max_ns)
         sn->run_max_ns = d;
+    if (c > sn->run_max_cpu_ns)
+        sn->run_max_cpu_ns = c;
 }
 
 static void finish(mdx_server_t *srv)
 {
     mdx_srv_snap_t *sn = &srv->snap;
     mdx_snapshot_info_t inf;
-    uint64_t t0 = uv_hrtime();
+    uint64_t t0 = uv_hrtime(), c0 = mdx_srv_thread_cpu_ns();
     int rc = mdx_snapshot_finish(sn->run, &inf);
-    note_pause(sn, t0);
+    note_pause(sn, t0, c0);
     sn->run = NULL;
     uv_idle_stop(&sn->idle);
     uv_timer_stop(&sn->wait_timer);
@@ -177,6 +180,7 @@ static void finish(mdx_server_t *srv)
     sn->last_reason = sn->run_reason;
     sn->last_duration_ms = (uv_hrtime() - sn->run_t0_ns) / 1000000;
     sn->last_max_pause_us = sn->run_max_ns / 1000;
+    sn->last_max_pause_cpu_us = sn->run_max_cpu_ns / 1000;
     if (rc == 0) {
         sn->completed++;
         sn->dirty -= sn->run_dirty; /* writes made while it ran are not in it */
@@ -210,12 +214,12 @@ static void on_idle(uv_idle_t *h)
     const mdx_config_t *cfg = srv->cfg;
     /* One slice per loop iteration: up to snapshot_step_records records, and no longer than
      * snapshot_step_us, in chunks so the clock is read often enough. */
-    uint64_t t0 = uv_hrtime(), left = cfg->snapshot_step_records;
+    uint64_t t0 = uv_hrtime(), c0 = mdx_srv_thread_cpu_ns(), left = cfg->snapshot_step_records;
     while (left) {
         uint64_t n = left < STEP_CHUNK ? left : STEP_CHUNK;
         int done = 0;
         int rc = mdx_snapshot_step(sn->run, n, &done);
-        note_pause(sn, t0);
+        note_pause(sn, t0, c0);
         if (rc || done) {
             finish(srv);
             return;
@@ -243,9 +247,10 @@ int mdx_srv_snap_start(mdx_server_t *srv, const char *reason)
     int64_t now = mdx_store_now(srv->store);
     sn->last_try_ms = now;
     sn->run_t0_ns = uv_hrtime();
-    sn->run_max_ns = 0;
+    sn->run_max_ns = sn->run_max_cpu_ns = 0;
+    uint64_t c0 = mdx_srv_thread_cpu_ns();
     int rc = mdx_snapshot_begin(srv->store, srv->cfg->data_dir, &o, &sn->run);
-    note_pause(sn, sn->run_t0_ns);
+    note_pause(sn, sn->run_t0_ns, c0);
     if (rc) {
         sn->run = NULL;
         sn->failures++;
@@ -257,6 +262,7 @@ int mdx_srv_snap_start(mdx_server_t *srv, const char *reason)
         sn->last_reason = reason;
         sn->last_duration_ms = 0;
         sn->last_max_pause_us = sn->run_max_ns / 1000;
+        sn->last_max_pause_cpu_us = sn->run_max_cpu_ns / 1000;
         mdx_log_error("snapshot failed (%s): %s: %s; the previous snapshot is kept", reason,
                       mdx_err_name(rc), sn->last.error);
         return rc;
@@ -367,7 +373,7 @@ void mdx_srv_snap_stats(mdx_server_t *srv, mdx_buf_t *out)
         mdx_mp_put_nil(out);
     } else {
         const mdx_snapshot_info_t *l = &sn->last;
-        mdx_mp_put_map(out, 9);
+        mdx_mp_put_map(out, 10);
         PUT_LIT(out, "time");
         mdx_mp_put_int(out, l->started_at);
         PUT_LIT(out, "duration_ms");
@@ -393,6 +399,8 @@ void mdx_srv_snap_stats(mdx_server_t *srv, mdx_buf_t *out)
         mdx_mp_put_str(out, sn->last_reason, strlen(sn->last_reason));
         PUT_LIT(out, "max_pause_us");
         mdx_mp_put_uint(out, sn->last_max_pause_us);
+        PUT_LIT(out, "max_pause_cpu_us");
+        mdx_mp_put_uint(out, sn->last_max_pause_cpu_us);
     }
     PUT_LIT(out, "failures");
     mdx_mp_put_uint(out, sn->failures);

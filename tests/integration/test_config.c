@@ -68,7 +68,7 @@ static void help_lists_every_key_with_its_default(void **state)
         {"snapshot_rules", "[3600:1,300:100,60:10000]"},
         {"snapshot_keep", "[2]"},
         {"snapshot_step_records", "[2000]"},
-        {"snapshot_step_us", "[200]"},
+        {"snapshot_step_us", "[50]"},
         {"snapshot_fallback", "[no]"},
         {"snapshot_on_shutdown", "[yes]"},
     };

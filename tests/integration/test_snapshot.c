@@ -610,6 +610,9 @@ static void snapshot_command_runs_in_background_and_a_second_is_busy(void **stat
     /* Reported (wall time: under ASan on a busy machine no bound on it would be reliable; the
      * bound on a step's work is tested in tests/unit/store/test_snapshot.c). */
     assert_true(snap_num(s, "\"last\":", "max_pause_us") > 0);
+    /* The CPU time of the longest pause is reported beside it. */
+    assert_non_null(strstr(s, ",\"max_pause_cpu_us\":"));
+    assert_true(snap_num(s, "\"last\":", "max_pause_cpu_us") > 0);
     assert_true(snap_num(s, "\"last\":", "bytes") > 3000 * 50);
     free(s);
     assert_true(mdx_srv_log_wait(&srv, "snapshot saved (command)", 1000));
