@@ -763,6 +763,33 @@ static size_t full_scan(mdx_htab_t *h)
     return visited;
 }
 
+/* A table of the N = 3000 items in one of three shapes: 0 stable, 1 growing (a resize to more
+ * buckets in progress), 2 shrinking (a resize to fewer in progress, 400 items left). */
+static void build_shape(mdx_htab_t *h, item_t *it, size_t N, int mode)
+{
+    mdx_htab_init(h);
+    size_t n = mode == 1 ? 1536 : N; /* 3/4 of 2048: the 1537th insert starts a grow */
+    for (size_t i = 0; i < n; i++) {
+        mdx_htab_insert(h, &it[i].node);
+        it[i].present = 1;
+    }
+    finish_resize(h);
+    if (mode == 1) {
+        mdx_htab_insert(h, &it[n].node);
+        it[n++].present = 1;
+        for (int s = 0; s < 100; s++)
+            mdx_htab_rehash_step(h, 1);
+        assert_true(h->size[1] > h->size[0]);
+    } else if (mode == 2) {
+        for (size_t i = 0; i < N - 400; i++) {
+            assert_int_equal(mdx_htab_remove(h, &it[i].node), 0);
+            it[i].present = 0;
+        }
+        assert_non_null(h->table[1]);
+        assert_true(h->size[1] < h->size[0]);
+    }
+}
+
 /* Without modifications, a scan returns each element exactly once, whether or not a resize is
  * in progress (growing or shrinking). */
 static void test_scan_unmodified_table_returns_each_once(void **state)
@@ -772,27 +799,7 @@ static void test_scan_unmodified_table_returns_each_once(void **state)
     for (int mode = 0; mode < 3; mode++) {
         item_t *it = make_items(N, 0);
         mdx_htab_t h;
-        mdx_htab_init(&h);
-        size_t n = mode == 1 ? 1536 : N; /* 3/4 of 2048: the 1537th insert starts a grow */
-        for (size_t i = 0; i < n; i++) {
-            mdx_htab_insert(&h, &it[i].node);
-            it[i].present = 1;
-        }
-        finish_resize(&h);
-        if (mode == 1) {
-            mdx_htab_insert(&h, &it[n].node);
-            it[n++].present = 1;
-            for (int s = 0; s < 100; s++)
-                mdx_htab_rehash_step(&h, 1);
-            assert_true(h.size[1] > h.size[0]);
-        } else if (mode == 2) {
-            for (size_t i = 0; i < N - 400; i++) {
-                assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
-                it[i].present = 0;
-            }
-            assert_non_null(h.table[1]);
-            assert_true(h.size[1] < h.size[0]);
-        }
+        build_shape(&h, it, N, mode);
         assert_int_equal(full_scan(&h), h.count);
         for (size_t i = 0; i < N; i++)
             assert_int_equal(it[i].seen, it[i].present ? 1 : 0);
@@ -880,26 +887,7 @@ static void test_scan_batch_is_the_scan_walk(void **state)
         for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
             item_t *it = make_items(N, 0);
             mdx_htab_t h;
-            mdx_htab_init(&h);
-            size_t n = mode == 1 ? 1536 : N;
-            for (size_t i = 0; i < n; i++) {
-                mdx_htab_insert(&h, &it[i].node);
-                it[i].present = 1;
-            }
-            finish_resize(&h);
-            if (mode == 1) {
-                mdx_htab_insert(&h, &it[n].node);
-                it[n++].present = 1;
-                for (int s = 0; s < 100; s++)
-                    mdx_htab_rehash_step(&h, 1);
-                assert_true(h.size[1] > h.size[0]);
-            } else if (mode == 2) {
-                for (size_t i = 0; i < N - 400; i++) {
-                    assert_int_equal(mdx_htab_remove(&h, &it[i].node), 0);
-                    it[i].present = 0;
-                }
-                assert_true(h.table[1] && h.size[1] < h.size[0]);
-            }
+            build_shape(&h, it, N, mode);
             batch_ctx_t b = {0, UINT64_MAX};
             uint64_t cursor = 0, ref = 0;
             size_t calls = 0, dummy = 0;
