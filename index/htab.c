@@ -443,37 +443,36 @@ uint64_t mdx_htab_scan_batch(mdx_htab_t *h, uint64_t cursor, size_t max_buckets,
     scan_shape_t sh;
     scan_shape(h, &sh);
     uint64_t ring[SCAN_AHEAD], next = 0;
-    size_t head = 0, n = 0, queued = 0;
-    int more = 0, restart = 1;
+    size_t head = 0, n = 0;
+    int more = 0;
     while (max_buckets > 0 && (!left || *left)) {
-        if (restart || n == 0 || ring[head] != cursor) {
-            /* (Re)fill: ring[head .. head + n) are the next cursors, next the one after. */
-            head = n = queued = 0;
+        if (n == 0 || ring[head] != cursor) {
+            /* (Re)fill: ring[head .. head + n) are the next cursors (no more than this call
+             * may emit), next the one after. */
+            head = n = 0;
             next = cursor;
             more = 1;
-            while (n < SCAN_AHEAD && more && queued < max_buckets) {
+            while (n < SCAN_AHEAD && more && n < max_buckets) {
                 ring[n++] = next;
                 prefetch_slots(&sh, next);
-                queued++;
                 next = scan_next(next, sh.m_small);
                 more = next != 0;
             }
             for (size_t i = 0; i < n && i < SCAN_NODE_AHEAD; i++)
                 prefetch_nodes(&sh, ring[i]);
-            restart = 0;
         }
+        /* Take this call's cursor off the ring; what is left follows it. */
         head = (head + 1) & (SCAN_AHEAD - 1);
         n--;
+        max_buckets--;
         if (n >= SCAN_NODE_AHEAD)
             prefetch_nodes(&sh, ring[(head + SCAN_NODE_AHEAD - 1) & (SCAN_AHEAD - 1)]);
-        if (more && queued < max_buckets) {
+        if (more && n < max_buckets) {
             ring[(head + n++) & (SCAN_AHEAD - 1)] = next;
             prefetch_slots(&sh, next);
-            queued++;
             next = scan_next(next, sh.m_small);
             more = next != 0;
         }
-        max_buckets--;
         if ((cursor = mdx_htab_scan(h, cursor, fn, data)) == 0)
             break;
     }
