@@ -12,7 +12,8 @@
  *    seconds, during which a helper thread alternates windows without a snapshot and windows
  *    with one (it sends `snapshot` and polls `stats`; both windows get the same polling), so
  *    both conditions see the same background load: p50, p99, p99.9 and max of each, the GETs
- *    over 5 ms, and the longest pause of the server's loop (stats last.max_pause_us). Then
+ *    over 5 ms, and the longest pause of the server's loop (stats last.max_pause_us, and the
+ *    CPU time of its longest pause, last.max_pause_cpu_us). Then
  *    50% GETs / 50% PUTs (replacing the record) for --duration without, then with snapshots
  *    back to back: peak RSS (VmHWM, reset before each phase through /proc/PID/clear_refs)
  *    against the resting RSS.
