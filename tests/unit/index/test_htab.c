@@ -808,59 +808,6 @@ static void test_scan_unmodified_table_returns_each_once(void **state)
     }
 }
 
-/* Stable elements are all returned while other elements are inserted and removed between scan
- * calls, making the table grow past 16k buckets and shrink again, several times. */
-static void test_scan_survives_growth_and_shrinking(void **state)
-{
-    (void)state;
-    enum { S = 500, O = 20000, CHURN = 40 };
-    item_t *stable = make_items(S, 0);
-    item_t *other = make_items(O, 1000000);
-    mdx_htab_t h;
-    mdx_htab_init(&h);
-    for (size_t i = 0; i < S; i++) {
-        mdx_htab_insert(&h, &stable[i].node);
-        stable[i].present = 1;
-    }
-    finish_resize(&h);
-    size_t visited = 0, calls = 0, next = 0, max_size = 0, resizing_calls = 0;
-    int growing = 1, shrank_after_max = 0;
-    uint64_t cursor = 0;
-    do {
-        cursor = mdx_htab_scan(&h, cursor, count_seen, &visited);
-        calls++;
-        for (int c = 0; c < CHURN; c++) {
-            if (growing) {
-                mdx_htab_insert(&h, &other[next].node);
-                other[next].present = 1;
-                if (++next == O)
-                    growing = 0;
-            } else {
-                assert_int_equal(mdx_htab_remove(&h, &other[--next].node), 0);
-                other[next].present = 0;
-                if (next == 0)
-                    growing = 1;
-            }
-        }
-        size_t size = h.table[1] && h.size[1] > h.size[0] ? h.size[1] : h.size[0];
-        if (size > max_size)
-            max_size = size;
-        else if (size < max_size)
-            shrank_after_max = 1;
-        resizing_calls += h.table[1] != NULL;
-        assert_true(calls < 100000);
-    } while (cursor != 0);
-    for (size_t i = 0; i < S; i++)
-        assert_true(stable[i].seen >= 1);
-    assert_true(max_size >= 16384);
-    assert_int_equal(shrank_after_max, 1);
-    assert_true(resizing_calls > 0);
-    print_message("scan: %zu calls, %zu visits, max %zu buckets\n", calls, visited, max_size);
-    mdx_htab_fini(&h);
-    free(stable);
-    free(other);
-}
-
 /* Counts what scan_batch emits and counts a budget down, as the snapshot walk does. */
 typedef struct {
     size_t visited;
@@ -955,12 +902,13 @@ static void test_scan_batch_stops_when_the_budget_is_spent(void **state)
     free(it);
 }
 
-/* Stable elements are all returned while the table grows and shrinks between batches (the
- * read-ahead ring restarts whenever the shape changed). */
-static void test_scan_batch_survives_growth_and_shrinking(void **state)
+/* Stable elements are all returned while other elements are inserted and removed between walk
+ * calls (mdx_htab_scan, or mdx_htab_scan_batch over 1 to 37 buckets, whose read-ahead ring
+ * restarts whenever the shape changed), making the table grow past 16k buckets and shrink
+ * again, several times. */
+static void scan_under_churn(int batch, int churn)
 {
-    (void)state;
-    enum { S = 500, O = 20000, CHURN = 400 };
+    enum { S = 500, O = 20000 };
     item_t *stable = make_items(S, 0);
     item_t *other = make_items(O, 1000000);
     mdx_htab_t h;
@@ -970,14 +918,17 @@ static void test_scan_batch_survives_growth_and_shrinking(void **state)
         stable[i].present = 1;
     }
     finish_resize(&h);
-    size_t calls = 0, next = 0, resizing_calls = 0, max_size = 0;
-    int growing = 1;
+    size_t calls = 0, next = 0, max_size = 0, resizing_calls = 0;
+    int growing = 1, shrank_after_max = 0;
     batch_ctx_t b = {0, UINT64_MAX};
     uint64_t cursor = 0;
     do {
-        cursor = mdx_htab_scan_batch(&h, cursor, 1 + calls % 37, &b.left, count_batch, &b);
+        if (batch)
+            cursor = mdx_htab_scan_batch(&h, cursor, 1 + calls % 37, &b.left, count_batch, &b);
+        else
+            cursor = mdx_htab_scan(&h, cursor, count_seen, &b.visited);
         calls++;
-        for (int c = 0; c < CHURN; c++) {
+        for (int c = 0; c < churn; c++) {
             if (growing) {
                 mdx_htab_insert(&h, &other[next].node);
                 other[next].present = 1;
@@ -993,18 +944,33 @@ static void test_scan_batch_survives_growth_and_shrinking(void **state)
         size_t size = h.table[1] && h.size[1] > h.size[0] ? h.size[1] : h.size[0];
         if (size > max_size)
             max_size = size;
+        else if (size < max_size)
+            shrank_after_max = 1;
         resizing_calls += h.table[1] != NULL;
         assert_true(calls < 100000);
     } while (cursor != 0);
     for (size_t i = 0; i < S; i++)
         assert_true(stable[i].seen >= 1);
     assert_true(max_size >= 16384);
+    assert_int_equal(shrank_after_max, 1);
     assert_true(resizing_calls > 0);
-    print_message("scan_batch: %zu calls, %zu visits, max %zu buckets\n", calls, b.visited,
-                  max_size);
+    print_message("%s: %zu calls, %zu visits, max %zu buckets\n", batch ? "scan_batch" : "scan",
+                  calls, b.visited, max_size);
     mdx_htab_fini(&h);
     free(stable);
     free(other);
+}
+
+static void test_scan_survives_growth_and_shrinking(void **state)
+{
+    (void)state;
+    scan_under_churn(0, 40);
+}
+
+static void test_scan_batch_survives_growth_and_shrinking(void **state)
+{
+    (void)state;
+    scan_under_churn(1, 400);
 }
 
 static void test_insert_never_fails_when_growth_allocation_fails(void **state)
