@@ -162,8 +162,8 @@ static void listen_unix(mdx_server_t *srv, const mdx_config_t *cfg)
  * When more is left (a mass expiry, a large invalidation), an idle handle keeps going in
  * slices of reclaim_slice_us, one per loop iteration, with requests served in between, until
  * nothing is left; then it stops, so an idle server does not spin. */
-/* One bounded run of the store's reclaim step, timed for stats. Returns 1 when work is left. */
-/* The wall-clock time of a run includes any time the thread was descheduled (other processes,
+/* One bounded run of the store's reclaim step, timed for stats. Returns 1 when work is left.
+ * The wall-clock time of a run includes any time the thread was descheduled (other processes,
  * a virtual machine's steal time, page-fault work in the kernel); its CPU time does not. Both
  * are kept: the first is what a request waited, the second what memdex spent. */
 static int reclaim_run(mdx_server_t *srv, uint64_t budget_us)

@@ -213,14 +213,15 @@ static void on_idle(uv_idle_t *h)
     mdx_srv_snap_t *sn = &srv->snap;
     const mdx_config_t *cfg = srv->cfg;
     /* One slice per loop iteration: up to snapshot_step_records records, and no longer than
-     * snapshot_step_us, in chunks so the clock is read often enough. */
+     * snapshot_step_us, in chunks so the clock is read often enough. The thread's CPU clock is
+     * a system call, so it is read once at each end of the slice, not per chunk. */
     uint64_t t0 = uv_hrtime(), c0 = mdx_srv_thread_cpu_ns(), left = cfg->snapshot_step_records;
     while (left) {
         uint64_t n = left < STEP_CHUNK ? left : STEP_CHUNK;
         int done = 0;
         int rc = mdx_snapshot_step(sn->run, n, &done);
-        note_pause(sn, t0, c0);
         if (rc || done) {
+            note_pause(sn, t0, c0);
             finish(srv);
             return;
         }
@@ -231,11 +232,12 @@ static void on_idle(uv_idle_t *h)
             /* Let the writer catch up without spinning the loop. */
             uv_idle_stop(&sn->idle);
             uv_timer_start(&sn->wait_timer, on_wait, 1, 0);
-            return;
+            break;
         }
         if (uv_hrtime() - t0 >= cfg->snapshot_step_us * 1000)
-            return;
+            break;
     }
+    note_pause(sn, t0, c0);
 }
 
 int mdx_srv_snap_start(mdx_server_t *srv, const char *reason)
